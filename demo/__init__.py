@@ -1,0 +1,1 @@
+"""The Gradio studio: layout and adapters over sd3core; holds no model logic."""
