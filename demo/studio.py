@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import gradio as gr
 
-from sd3core.graph import OBJECT_COLUMNS, RELATION_COLUMNS, SceneGraph
+from sd3core.graph import SceneGraph
+from sd3core.graph_io import OBJECT_COLUMNS, RELATION_COLUMNS, to_rows
 
 MAX_JSON_CHARS = 200_000
 EXAMPLE = """{"kind": "3dsg",
@@ -21,7 +22,7 @@ def inspect_graph(text: str) -> tuple[list[list], list[list], str]:
         graph = SceneGraph.from_json(text)
     except ValueError as err:
         raise gr.Error(f"Not a valid scene graph: {err}") from None
-    objects, relations = graph.to_rows()
+    objects, relations = to_rows(graph)
     return objects, relations, f"{graph.kind}: {len(graph.objects)} objects, {len(graph.relations)} relations"
 
 

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from .describe import describe_many
 from .gold import scene_to_3dsg, scene_to_vsg
-from .render import render
+from .render import keep_freed_memory, render
 from .sample import sample_scene
 
 SPLIT_SEEDS = {"train": 0, "val": 1_000_000_000, "test": 2_000_000_000}
@@ -86,11 +86,14 @@ def build_split(split: str, n: int, out: str | Path, size: int = 128, shard_size
     out.mkdir(parents=True, exist_ok=True)
     jobs = [(scene_seed(split, i), size) for i in range(n)]
     bar = tqdm(total=n, desc=f"world {split}", unit="scene", disable=not progress)
-    with get_context("fork").Pool(workers) if workers > 1 else _Serial() as pool:
+    pool = get_context("fork").Pool(workers, initializer=keep_freed_memory) if workers > 1 else _Serial()
+    with pool:
         examples = pool.imap(_make_example_args, jobs, chunksize=8)
         for k, start in enumerate(range(0, n, shard_size)):
-            shard = [next(examples) for _ in range(min(shard_size, n - start))]
-            bar.update(len(shard))
+            shard = []
+            for _ in range(min(shard_size, n - start)):
+                shard.append(next(examples))
+                bar.update(1)
             _write_shard(out, f"{split}-{k:05d}", shard, start)
     bar.close()
     meta = {"split": split, "n": n, "size": size, "shard_size": shard_size,

@@ -12,18 +12,18 @@ MAX_OBJECTS = 6
 HALF_WIDTH = {"small": 0.3, "large": 0.5}        # metres; buckets are 1.5x wider to hold things
 HEIGHT_RATIO = {"cube": 2.0, "sphere": 2.0, "cylinder": 2.0, "cone": 2.2, "pyramid": 1.8,
                 "bucket": 1.1}                     # height / half width
-GROUND_RADIUS = 2.4     # metres: ground positions are drawn from this disc around the origin
+GROUND_RADIUS = 2.0     # metres: ground positions are drawn from this disc around the origin
 CLEARANCE = 0.06        # metres: minimum gap between footprints of bodies at the same heights
 MAX_STACK_TOP = 2.4     # metres: nothing is stacked higher than this
-PLACEMENT = {"ground": 0.55, "on": 0.30, "in": 0.15}  # how a new body is placed, when it can be
+PLACEMENT = {"ground": 0.45, "on": 0.30, "in": 0.25}  # how a new body is placed, when it can be
 FRAME_MARGIN = 0.03     # fraction of the image every body must stay inside
 
 
 def sample_camera(rng: np.random.Generator) -> Camera:
-    """Camera on a circle around the scene: azimuth any, elevation 22-42 deg, distance 8.5-10 m."""
+    """Camera on a circle around the scene: azimuth any, elevation 22-42 deg, distance 6-7.5 m."""
     azimuth = rng.uniform(0, 2 * np.pi)
     elevation = np.radians(rng.uniform(22, 42))
-    distance = rng.uniform(8.5, 10.0)
+    distance = rng.uniform(6.0, 7.5)
     eye = distance * np.array([np.cos(elevation) * np.sin(azimuth), np.sin(elevation),
                                -np.cos(elevation) * np.cos(azimuth)])
     return Camera(eye=tuple(eye), target=(0.0, 0.4, 0.0), fov_deg=40.0)
@@ -45,7 +45,7 @@ def surface_points(body: Body, n_ring: int = 16) -> np.ndarray:
     if body.shape in ("cube", "pyramid"):
         corners = np.array([[1, 1], [1, -1], [-1, -1], [-1, 1]], float) * w
         c, s = np.cos(body.yaw), np.sin(body.yaw)
-        corners = corners @ np.array([[c, s], [-s, c]])
+        corners = corners @ np.array([[c, -s], [s, c]])  # local x -> world (cos, -sin) in (x, z)
         bottom = np.c_[corners[:, 0], np.zeros(4), corners[:, 1]]
         top = bottom + [0, h, 0] if body.shape == "cube" else np.array([[0.0, h, 0.0]])
         pts = np.vstack([bottom, top])

@@ -11,6 +11,9 @@ Each body is a solid of revolution or a yawed square solid standing upright on i
 | cone     | vertical cone, base radius w, apex H above the base                                  |
 | pyramid  | square base of side 2w yawed by ``yaw``, apex H above the base                       |
 | bucket   | open-top cylinder, outer radius w, height H, wall ``BUCKET_WALL * w``, floor as thick |
+
+``yaw`` turns a body about +y (radians): its local x axis goes to world (cos yaw, 0, -sin yaw).
+The world frame is right-handed, so a camera looking along +z sees world +x on its left.
 """
 from __future__ import annotations
 
@@ -63,6 +66,8 @@ class Camera:
         """(3, 3) rows = right, up, forward unit vectors of the camera (world frame)."""
         eye, target = np.asarray(self.eye, float), np.asarray(self.target, float)
         forward = (target - eye) / np.linalg.norm(target - eye)
+        if abs(forward[1]) > 0.999:
+            raise ValueError("camera: looking straight up or down leaves 'right' undefined")
         right = np.cross(forward, [0.0, 1.0, 0.0])
         right /= np.linalg.norm(right)
         up = np.cross(right, forward)
