@@ -20,7 +20,7 @@ demo: setup
 	$(PY) app.py
 
 bench: setup
-	$(PY) bench/world.py
+	$(PY) -m bench.world
 
 world-sheet: setup
 	$(PY) -m sd3core world sheet --split val --n 16 --out assets/world_sheet.png

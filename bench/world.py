@@ -1,6 +1,6 @@
 """Throughput of building the synthetic world: scenes/s at 128x128, one process vs the default pool.
 
-Run: .venv/bin/python bench/world.py [--n 400]. Prints a table; the ratio is the speed-up of the pool.
+Run from the repo root: .venv/bin/python -m bench.world [--n 400]. Prints a table; the ratio is the speed-up of the pool.
 The aim from the Foundation issue is >= 100 scenes/s with 2 workers on the 2-core machine.
 """
 import argparse

@@ -76,7 +76,7 @@ def scene_card(seed: int, size: int = 256) -> Image.Image:
 def contact_sheet(seeds: list[int], columns: int = 4, size: int = 192) -> Image.Image:
     """A grid of scenes, each with its first caption wrapped below it."""
     font = _font(13)
-    line_h, text_lines = 17, 4
+    line_h, text_lines = 17, 7
     cell_w, cell_h = size + 8, size + line_h * text_lines + 10
     rows = (len(seeds) + columns - 1) // columns
     sheet = Image.new("RGB", (columns * cell_w, rows * cell_h), BACKGROUND)
