@@ -26,6 +26,28 @@ def _world_sheet(args: argparse.Namespace) -> None:
     print(f"wrote {args.out}")
 
 
+def _train(args: argparse.Namespace) -> None:
+    from dataclasses import fields
+
+    from .train import TrainArgs, train
+    values = {f.name: getattr(args, f.name) for f in fields(TrainArgs)}
+    metrics = train(TrainArgs(**values))
+    if metrics:
+        print(" ".join(f"{k}={v}" for k, v in metrics.items()))
+
+
+def _add_train_parser(commands) -> None:
+    from dataclasses import MISSING, fields
+
+    from .train import STAGES, TrainArgs
+    train = commands.add_parser("train", help="train one stage (also under torchrun, DDP)")
+    train.add_argument("stage", choices=STAGES)
+    for f in fields(TrainArgs):
+        if f.name != "stage" and f.default is not MISSING:
+            train.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default)
+    train.set_defaults(run=_train)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m sd3core", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -54,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     sheet.add_argument("--columns", type=int, default=4)
     sheet.add_argument("--out", required=True, help="PNG path")
     sheet.set_defaults(run=_world_sheet)
+
+    _add_train_parser(commands)
     return parser
 
 

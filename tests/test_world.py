@@ -8,7 +8,7 @@ import pytest
 from sd3core.__main__ import main
 from sd3core.graph import SceneGraph
 from sd3core.vocab import PREDICATES
-from sd3core.world.build import build_split, read_split, scene_seed
+from sd3core.world.build import build_split, load_split, read_split, scene_seed
 from sd3core.world.gold import scene_to_3dsg, scene_to_vsg
 from sd3core.world.render import render
 from sd3core.world.sample import sample_scene, surface_points
@@ -135,6 +135,10 @@ def test_build_is_byte_identical_across_runs_and_workers(tmp_path):
     assert SceneGraph.from_dict(record["graph3d"]).kind == "3dsg"
     assert len(record["captions"]) == 5
     assert all(SceneGraph.from_dict(c["tsg"]).kind == "tsg" for c in record["captions"])
+    arrays, records = load_split(a, "val", keys=("rgb", "mask"))
+    assert arrays["rgb"].shape == (5, 48, 48, 3) and arrays["mask"].dtype == np.int8
+    np.testing.assert_array_equal(arrays["mask"][3], examples[3]["mask"])
+    assert records[3] == record
 
 
 def test_splits_are_disjoint_seed_ranges():

@@ -116,17 +116,30 @@ class _Serial:
         return map(fn, jobs)
 
 
-def read_split(directory: str | Path, split: str) -> Iterator[dict]:
-    """Yield the examples of a built split in index order: ``rgb``, ``depth``, ``mask``, ``record``."""
-    directory = Path(directory)
+def _shard_stems(directory: Path, split: str) -> list[Path]:
     meta_path = directory / f"{split}.meta.json"
     if not meta_path.exists():
         raise FileNotFoundError(f"{meta_path}: no built '{split}' split here "
                                 f"(python -m sd3core world build --split {split} --out {directory})")
     meta = json.loads(meta_path.read_text())
-    for k in range((meta["n"] + meta["shard_size"] - 1) // meta["shard_size"]):
-        stem = directory / f"{split}-{k:05d}"
+    return [directory / f"{split}-{k:05d}" for k in range(-(-meta["n"] // meta["shard_size"]))]
+
+
+def read_split(directory: str | Path, split: str) -> Iterator[dict]:
+    """Yield the examples of a built split in index order: ``rgb``, ``depth``, ``mask``, ``record``."""
+    for stem in _shard_stems(Path(directory), split):
         arrays = {key: np.load(f"{stem}.{key}.npy") for key in ("rgb", "depth", "mask")}
         with open(f"{stem}.jsonl") as f:
             for i, line in enumerate(f):
                 yield {**{key: a[i] for key, a in arrays.items()}, "record": json.loads(line)}
+
+
+def load_split(directory: str | Path, split: str, keys: tuple[str, ...] = ("rgb",)) -> tuple[dict, list[dict]]:
+    """A whole built split in memory: ``({key: (N, …) array}, [record, …])`` in index order.
+
+    ``keys`` picks among "rgb", "depth", "mask" (see the module docstring for shapes and dtypes).
+    """
+    stems = _shard_stems(Path(directory), split)
+    arrays = {key: np.concatenate([np.load(f"{s}.{key}.npy") for s in stems]) for key in keys}
+    records = [json.loads(line) for s in stems for line in open(f"{s}.jsonl")]
+    return arrays, records

@@ -1,0 +1,158 @@
+"""Image tokenizer: a convolutional auto-encoder with a finite-scalar-quantised bottleneck (FSQ).
+
+An (B, 3, S, S) image in [0, 1] becomes a (B, S/f, S/f) grid of integer tokens (f = 2**len(channels),
+8 for the default: 64 px -> 8 x 8 = 64 tokens) and back. World renders (128 px) are area-downsampled
+to ``image_size`` first: at 128 px the convolutions cost too much to train on 2 CPU cores.
+FSQ rounds each of ``len(levels)`` latent channels to one of ``levels[i]`` values, so the code book is
+the product of the levels (8*5*5*5 = 1000), with no code-book parameters to collapse.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class Config:
+    image_size: int = 64                               # pixels per side of the input image
+    channels: tuple[int, ...] = (32, 64, 128)          # feature width after each stride-2 stage
+    levels: tuple[int, ...] = (8, 5, 5, 5)             # FSQ levels per latent channel
+
+
+class ResBlock(nn.Module):
+    def __init__(self, width: int):
+        super().__init__()
+        self.body = nn.Sequential(nn.GroupNorm(8, width), nn.SiLU(), nn.Conv2d(width, width, 3, padding=1),
+                                  nn.GroupNorm(8, width), nn.SiLU(), nn.Conv2d(width, width, 3, padding=1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class FSQ(nn.Module):
+    """Finite scalar quantisation (Mentzer et al. 2023) with a straight-through gradient.
+
+    Channel i takes the ``levels[i]`` integer values -L//2 .. (L-1)//2 (an even L is offset by a
+    half so that all L values are reachable), scaled by 1 / (L//2) into [-1, 1].
+    """
+
+    def __init__(self, levels: tuple[int, ...]):
+        super().__init__()
+        lv = torch.tensor(levels, dtype=torch.float32).view(1, -1, 1, 1)
+        offset = (lv % 2 == 0).float() * 0.5
+        self.register_buffer("levels", lv, persistent=False)
+        self.register_buffer("half_range", (lv - 1) / 2, persistent=False)
+        self.register_buffer("offset", offset, persistent=False)
+        self.register_buffer("shift", torch.atanh(offset / ((lv - 1) / 2)), persistent=False)
+        self.register_buffer("half_width", torch.div(lv, 2, rounding_mode="floor"), persistent=False)
+        basis = np.cumprod([1] + list(levels[:-1]))
+        self.register_buffer("basis", torch.tensor(basis).view(1, -1, 1, 1), persistent=False)
+        self.codebook_size = int(np.prod(levels))
+
+    def quantise(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, D, h, w) latents -> same shape, each channel on its grid in [-1, 1]."""
+        bounded = torch.tanh(z + self.shift) * self.half_range - self.offset
+        return (bounded + (bounded.round() - bounded).detach()) / self.half_width
+
+    def to_index(self, q: torch.Tensor) -> torch.Tensor:
+        """(B, D, h, w) quantised latents -> (B, h, w) int64 code indices."""
+        digits = (q * self.half_width + self.half_width).round().long()
+        return (digits * self.basis).sum(1)
+
+    def from_index(self, index: torch.Tensor) -> torch.Tensor:
+        """(B, h, w) code indices -> (B, D, h, w) quantised latents."""
+        digits = torch.div(index.unsqueeze(1), self.basis, rounding_mode="floor") % self.levels.long()
+        return (digits.float() - self.half_width) / self.half_width
+
+
+class VQVAE(nn.Module):
+    def __init__(self, config: Config):
+        super().__init__()
+        self.config = config
+        c = config.channels
+        down = [nn.Conv2d(3, c[0], 4, stride=2, padding=1)]
+        for i in range(len(c)):
+            down += [ResBlock(c[i])]
+            if i + 1 < len(c):
+                down += [nn.Conv2d(c[i], c[i + 1], 4, stride=2, padding=1)]
+        self.encoder = nn.Sequential(*down, nn.GroupNorm(8, c[-1]), nn.SiLU(),
+                                     nn.Conv2d(c[-1], len(config.levels), 1))
+        up = [nn.Conv2d(len(config.levels), c[-1], 3, padding=1)]
+        for i in reversed(range(len(c))):
+            up += [ResBlock(c[i])]
+            if i > 0:
+                up += [nn.ConvTranspose2d(c[i], c[i - 1], 4, stride=2, padding=1)]
+        self.decoder = nn.Sequential(*up, nn.GroupNorm(8, c[0]), nn.SiLU(),
+                                     nn.ConvTranspose2d(c[0], 3, 4, stride=2, padding=1))
+        self.fsq = FSQ(config.levels)
+
+    @property
+    def grid(self) -> int:
+        """Tokens per side of the grid."""
+        return self.config.image_size // 2 ** len(self.config.channels)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, S, S) images in [0, 1] -> reconstructions, same shape (training path)."""
+        return self.decoder(self.fsq.quantise(self.encoder(images * 2 - 1))) / 2 + 0.5
+
+    @torch.no_grad()
+    def tokenize(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, S, S) images in [0, 1] -> (B, h, w) int64 code indices (unpruned)."""
+        return self.fsq.to_index(self.fsq.quantise(self.encoder(images * 2 - 1)))
+
+    @torch.no_grad()
+    def detokenize(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, h, w) code indices -> (B, 3, S, S) images in [0, 1]."""
+        return (self.decoder(self.fsq.from_index(tokens)) / 2 + 0.5).clamp(0, 1)
+
+
+def build(config: Config) -> VQVAE:
+    return VQVAE(config)
+
+
+def to_model_images(rgb: np.ndarray, size: int) -> torch.Tensor:
+    """(N, H, W, 3) uint8 sRGB -> (N, 3, size, size) float in [0, 1], area-resampled."""
+    images = torch.from_numpy(np.ascontiguousarray(rgb)).permute(0, 3, 1, 2).float() / 255
+    return images if images.shape[-1] == size else F.interpolate(images, size=(size, size), mode="area")
+
+
+def load_data(data_dir: str, split: str, limit: int = 0, size: int = Config.image_size):
+    """World images of ``split`` as {"image": (3, size, size) float in [0, 1]} samples."""
+    from ..world.build import load_split
+    arrays, _ = load_split(data_dir, split, ("rgb",))
+    rgb = arrays["rgb"][:limit] if limit else arrays["rgb"]
+    images = torch.cat([to_model_images(rgb[i:i + 1000], size) for i in range(0, len(rgb), 1000)])
+    return [{"image": image} for image in images]
+
+
+def loss(model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict]:
+    """L1 + MSE reconstruction loss; logs PSNR in dB."""
+    recon = model(batch["image"])
+    mse = F.mse_loss(recon, batch["image"])
+    total = F.l1_loss(recon, batch["image"]) + mse
+    return total, {"psnr": float(10 * torch.log10(1 / mse.detach().clamp_min(1e-10)))}
+
+
+def psnr_db(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """(B, ...) images in [0, 1] -> (B,) peak signal-to-noise ratio in dB."""
+    mse = ((a - b) ** 2).flatten(1).mean(1).clamp_min(1e-10)
+    return 10 * torch.log10(1 / mse)
+
+
+@torch.no_grad()
+def evaluate(model: VQVAE, data_dir: str, split: str, limit: int) -> dict:
+    """Mean PSNR of reconstructions through the token grid, and the share of codes in use."""
+    data = load_data(data_dir, split, limit)
+    device = next(model.parameters()).device
+    psnrs, used = [], torch.zeros(model.fsq.codebook_size, dtype=torch.bool)
+    for start in range(0, len(data), 64):
+        images = torch.stack([data[i]["image"] for i in range(start, min(len(data), start + 64))]).to(device)
+        tokens = model.tokenize(images)
+        used[tokens.flatten().cpu()] = True
+        psnrs.append(psnr_db(model.detokenize(tokens), images).cpu())
+    return {"psnr_db": round(float(torch.cat(psnrs).mean()), 3),
+            "codes_used_fraction": round(float(used.float().mean()), 4)}

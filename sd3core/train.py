@@ -1,0 +1,171 @@
+"""Training: one loop for every stage, in one process or under ``torchrun`` (DDP; gloo on CPU).
+
+A stage is a module of ``sd3core.models`` that provides, as plain functions:
+
+- ``Config``: a dataclass of the model's constructor values (saved in the checkpoint);
+- ``build(config) -> nn.Module``;
+- ``load_data(data_dir, split, limit) -> torch.utils.data.Dataset`` of dict samples;
+- ``loss(model, batch) -> (loss, {name: float})``;
+- ``evaluate(model, data_dir, split, limit) -> {metric: float}`` on held-out data.
+
+Usage (same command under ``torchrun --nproc_per_node 2``)::
+
+    python -m sd3core train vqvae --data data/world --steps 20000 --batch 32
+
+The run directory (``runs/STAGE``) keeps ``train.log`` and ``last.pt`` (model, optimiser, step), so a
+stopped run resumes where it was. The final weights go to ``checkpoints/STAGE.pt`` and the manifest
+records the exact command, data, seed, wall time and the held-out metrics.
+"""
+from __future__ import annotations
+
+import importlib
+import math
+import os
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+from tqdm import tqdm
+
+from .checkpoints import CHECKPOINT_DIR, record_checkpoint, save_checkpoint
+from .world.build import SPLIT_SEEDS
+
+STAGES = ("vqvae",)
+
+
+@dataclass
+class TrainArgs:
+    stage: str
+    data: str = "data/world"          # directory of built world splits
+    steps: int = 10_000               # optimiser steps
+    batch: int = 32                   # samples per step, summed over processes
+    lr: float = 1e-3                  # peak learning rate (linear warm-up, cosine decay)
+    warmup: int = 200                 # warm-up steps
+    weight_decay: float = 0.0
+    train_limit: int = 0              # use the first N training scenes (0: all)
+    eval_split: str = "test"          # held-out split for the final metrics
+    eval_limit: int = 1000            # scenes evaluated at the end
+    seed: int = 0
+    run_dir: str = "runs"             # train.log and resumable last.pt go to run_dir/stage
+    out_dir: str = str(CHECKPOINT_DIR)
+    log_every: int = 50
+    save_every: int = 500
+    threads: int = 0                  # torch threads per process (0: cores / processes)
+
+
+def stage_module(stage: str):
+    """The models module that defines ``stage`` (see the module docstring for what it provides)."""
+    if stage not in STAGES:
+        raise ValueError(f"stage: got {stage!r}, expected one of {', '.join(STAGES)}")
+    return importlib.import_module(f"sd3core.models.{stage}")
+
+
+def _distributed() -> tuple[int, int]:
+    """(rank, world size); starts the process group when run under torchrun."""
+    if "RANK" not in os.environ:
+        return 0, 1
+    dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _device(rank: int) -> torch.device:
+    if torch.cuda.is_available():
+        torch.cuda.set_device(rank % torch.cuda.device_count())
+        return torch.device("cuda", rank % torch.cuda.device_count())
+    return torch.device("cpu")
+
+
+def _lr_at(step: int, args: TrainArgs) -> float:
+    if step < args.warmup:
+        return args.lr * (step + 1) / args.warmup
+    progress = (step - args.warmup) / max(1, args.steps - args.warmup)
+    return args.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def _batches(loader: DataLoader, sampler):
+    epoch = 0
+    while True:
+        if isinstance(sampler, DistributedSampler):
+            sampler.set_epoch(epoch)
+        yield from loader
+        epoch += 1
+
+
+def train(args: TrainArgs, config_overrides: dict | None = None, command: str | None = None) -> dict:
+    """Run (or resume) a stage's training; returns its final held-out metrics (rank 0)."""
+    module = stage_module(args.stage)
+    rank, world = _distributed()
+    torch.set_num_threads(args.threads or max(1, (os.cpu_count() or 1) // world))
+    torch.manual_seed(args.seed + rank)
+    device = _device(rank)
+    run_dir = Path(args.run_dir) / args.stage
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log = open(run_dir / "train.log", "a") if rank == 0 else None
+
+    config = module.Config(**(config_overrides or {}))
+    model = module.build(config).to(device)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    step, wall = 0, 0.0
+    resume = run_dir / "last.pt"
+    if resume.exists():
+        state = torch.load(resume, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimiser"])
+        step, wall = state["step"], state["wall_time_s"]
+    trained = DistributedDataParallel(model) if world > 1 else model
+
+    data = module.load_data(args.data, "train", args.train_limit)
+    generator = torch.Generator().manual_seed(args.seed)
+    sampler = DistributedSampler(data, seed=args.seed) if world > 1 else RandomSampler(data, generator=generator)
+    loader = DataLoader(data, batch_size=args.batch // world, sampler=sampler, drop_last=True)
+    batches = _batches(loader, sampler)
+
+    bar = tqdm(total=args.steps, initial=step, desc=f"train {args.stage}", disable=rank != 0)
+    start = time.time() - wall
+    model.train()
+    while step < args.steps:
+        batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in next(batches).items()}
+        for group in optimiser.param_groups:
+            group["lr"] = _lr_at(step, args)
+        loss, logs = module.loss(trained, batch)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimiser.step()
+        step += 1
+        bar.update(1)
+        if rank == 0 and step % args.log_every == 0:
+            line = " ".join(f"{k}={v:.4g}" for k, v in {"loss": loss.item(), **logs}.items())
+            log.write(f"step {step} lr={_lr_at(step, args):.3g} {line} wall={time.time() - start:.0f}s\n")
+            log.flush()
+            bar.set_postfix_str(line[:60])
+        if rank == 0 and (step % args.save_every == 0 or step == args.steps):
+            tmp = resume.with_name("last.pt.tmp")
+            torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(),
+                        "step": step, "wall_time_s": time.time() - start}, tmp)
+            os.replace(tmp, resume)
+    bar.close()
+    metrics = {}
+    if rank == 0:
+        model.eval()
+        metrics = module.evaluate(model, args.data, args.eval_split, args.eval_limit)
+        name = f"{args.stage}.pt"
+        save_checkpoint(Path(args.out_dir) / name, asdict(config), model.state_dict())
+        record_checkpoint(name, {
+            "command": command or "python -m sd3core train " + shlex.join(sys.argv[2:]),
+            "data": {"dir": args.data, "split": "train", "first_seed": SPLIT_SEEDS["train"],
+                     "n": len(data), "eval_split": args.eval_split, "eval_n": args.eval_limit},
+            "seed": args.seed, "steps": step, "batch": args.batch, "processes": world,
+            "wall_time_s": round(time.time() - start, 1), "metrics": metrics,
+            "config": asdict(config)}, args.out_dir)
+        log.write(f"final {metrics}\n")
+        log.close()
+    if world > 1:
+        dist.destroy_process_group()
+    return metrics

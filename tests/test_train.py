@@ -1,0 +1,83 @@
+"""Training: a real stage runs a few steps in one process and under torchrun (DDP, gloo), resumes,
+and ships a checkpoint that loads only when its manifest checksum matches."""
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from sd3core.checkpoints import load_checkpoint, read_manifest
+from sd3core.models import vqvae
+from sd3core.train import TrainArgs, stage_module, train
+from sd3core.world.build import build_split
+
+
+@pytest.fixture(scope="module")
+def tiny_world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("world")
+    build_split("train", 8, root, size=64, workers=1, progress=False)
+    build_split("test", 4, root, size=64, workers=1, progress=False)
+    return root
+
+
+def _args(tiny_world, tmp_path, steps):
+    return TrainArgs(stage="vqvae", data=str(tiny_world), steps=steps, batch=4, warmup=1,
+                     eval_limit=4, run_dir=str(tmp_path / "runs"), out_dir=str(tmp_path / "ckpt"),
+                     log_every=1, save_every=1, threads=1)
+
+
+def test_single_process_training_ships_a_verified_checkpoint(tiny_world, tmp_path):
+    metrics = train(_args(tiny_world, tmp_path, steps=2), command="test command")
+    assert set(metrics) == {"psnr_db", "codes_used_fraction"} and metrics["psnr_db"] > 0
+    entry = read_manifest(tmp_path / "ckpt")["vqvae.pt"]
+    assert entry["command"] == "test command" and entry["steps"] == 2 and entry["metrics"] == metrics
+    state = load_checkpoint("vqvae.pt", tmp_path / "ckpt")
+    model = vqvae.build(vqvae.Config(**state["config"]))
+    model.load_state_dict(state["state_dict"])
+    # resuming continues from the saved step instead of starting over
+    train(_args(tiny_world, tmp_path, steps=3), command="test command")
+    log = (tmp_path / "runs" / "vqvae" / "train.log").read_text().splitlines()
+    assert [line.split()[1] for line in log if line.startswith("step")] == ["1", "2", "3"]
+
+
+def test_corrupt_or_missing_checkpoint_names_file_and_command(tiny_world, tmp_path):
+    train(_args(tiny_world, tmp_path, steps=1), command="python -m sd3core train vqvae --steps 1")
+    path = tmp_path / "ckpt" / "vqvae.pt"
+    path.write_bytes(path.read_bytes()[:-10] + b"0123456789")
+    with pytest.raises(ValueError, match=r"vqvae.pt: sha256 differs.*train vqvae --steps 1"):
+        load_checkpoint("vqvae.pt", tmp_path / "ckpt")
+    path.unlink()
+    with pytest.raises(FileNotFoundError, match=r"vqvae.pt: checkpoint missing.*train vqvae"):
+        load_checkpoint("vqvae.pt", tmp_path / "ckpt")
+    with pytest.raises(FileNotFoundError, match="not listed"):
+        load_checkpoint("other.pt", tmp_path / "ckpt")
+
+
+def test_ddp_training_under_torchrun(tiny_world, tmp_path):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+           "-m", "sd3core", "train", "vqvae", "--data", str(tiny_world), "--steps", "2", "--batch", "4",
+           "--warmup", "1", "--eval-limit", "4", "--run-dir", str(tmp_path / "runs"),
+           "--out-dir", str(tmp_path / "ckpt"), "--log-every", "1", "--threads", "1"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    entry = json.loads((tmp_path / "ckpt" / "manifest.json").read_text())["checkpoints"]["vqvae.pt"]
+    assert entry["processes"] == 2 and entry["steps"] == 2
+    assert entry["command"].startswith("python -m sd3core train vqvae --data")
+
+
+def test_unknown_stage_is_a_clear_error():
+    with pytest.raises(ValueError, match="stage: got 'painter'"):
+        stage_module("painter")
+
+
+def test_vqvae_tokens_round_trip_shapes():
+    model = vqvae.build(vqvae.Config())
+    images = torch.rand(2, 3, 64, 64)
+    tokens = model.tokenize(images)
+    assert tokens.shape == (2, 8, 8) and tokens.dtype == torch.int64
+    assert 0 <= int(tokens.min()) and int(tokens.max()) < model.fsq.codebook_size
+    q = model.fsq.quantise(model.encoder(images * 2 - 1))
+    assert torch.equal(model.fsq.to_index(model.fsq.from_index(tokens)), tokens)
+    assert torch.allclose(model.fsq.from_index(model.fsq.to_index(q)), q, atol=1e-6)
+    assert model.detokenize(tokens).shape == (2, 3, 64, 64)
