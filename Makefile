@@ -20,7 +20,9 @@ demo: setup
 	$(PY) app.py
 
 bench: setup
+	$(PY) -m pip install --quiet SceneGraphParser==0.1.0
 	$(PY) -m bench.world
+	$(PY) bench/parser.py
 
 world-sheet: setup
 	$(PY) -m sd3core world sheet --split val --n 16 --out assets/world_sheet.png

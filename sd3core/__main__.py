@@ -26,6 +26,12 @@ def _world_sheet(args: argparse.Namespace) -> None:
     print(f"wrote {args.out}")
 
 
+def _parse(args: argparse.Namespace) -> int:
+    from .textparse import parse_cli
+    sys.stdin.reconfigure(errors="replace")
+    return parse_cli(sys.stdin, sys.stdout)
+
+
 def _train(args: argparse.Namespace) -> None:
     from dataclasses import fields
 
@@ -77,6 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
     sheet.add_argument("--out", required=True, help="PNG path")
     sheet.set_defaults(run=_world_sheet)
 
+    parse = commands.add_parser("parse", help="sentences on stdin, one a line -> one JSON TSG a line")
+    parse.add_argument("--jsonl", action="store_true", help="accepted for scripts; output is always JSON lines")
+    parse.set_defaults(run=_parse)
+
     _add_train_parser(commands)
     return parser
 
@@ -84,11 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.run(args)
+        return args.run(args) or 0
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,404 @@
+"""Reading one spaCy ``Doc``: which nouns name objects (mentions) and what the text says between them
+(links), by rules over the dependency parse. Objects and coreference are the next step
+(``assemble``); nothing here decides which mentions are the same object.
+
+The rules, each a short function below:
+
+- A mention is a noun (or "it", "one", ...) heading a noun phrase; its label is its lemma with its
+  compounds ("traffic light"), its attributes the adjectives, numbers and material nouns in front
+  ("two", "red", "metal"). Not mentions: nouns inside a multiword preposition ("in FRONT of"),
+  places in the picture ("on the LEFT", "in the DISTANCE": an attribute of what they place), the
+  picture itself ("in the PICTURE", "the PHOTO shows"), colours after "in" ("the boy in YELLOW").
+  A group noun ("a GROUP of people") hands its mention to the noun after "of".
+- A link is read from each preposition's object: the preposition, widened to the whole multiword
+  expression ("to the left of", "next to"), mapped with ``lexicon.to_predicate``; its subject is
+  what the expression is said of (``_subject``: the noun it modifies, or the subject of its clause,
+  through copulas, existentials, inversions, passives, relative clauses and coordinated verbs).
+  Coordinated subjects and objects give one link each; "each other" links the coordinated subjects.
+  After a verb of holding or placing, the expression places the verb's object ("holding a cup IN
+  his hand": the cup is in the hand).
+- A verb with a direct object gives a link with the verb as predicate ("holding"); so does a
+  possessive ("the man's face": face "of" man).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from spacy.tokens import Doc, Token
+
+from . import lexicon as lx
+from .repair import infinitive_slip
+
+SUBJECT_DEPS = ("nsubj", "nsubjpass")
+# Dependencies through which a phrase's subject is looked for higher up the tree.
+CLIMB_DEPS = frozenset({"conj", "xcomp", "advcl", "acomp", "advmod", "prep", "pcomp", "csubj",
+                        "oprd", "npadvmod", "dep", "amod", "attr", "ccomp", "appos", "pobj"})
+MAX_CLIMB = 8  # tree levels
+RECIPROCALS = ("other", "another", "eachother")  # "each other", "one another"
+
+
+@dataclass
+class Mention:
+    """A noun phrase naming an object: ``token`` is its head's index in the Doc.
+
+    ``label`` is None for "one" ("a blue one": the label of the mention before); a pronoun's is
+    the pronoun, used when it has nothing to refer back to.
+    ``determiner``: the lower-case determiner ("the", "a", "another"), "" when none.
+    """
+    token: int
+    label: str | None
+    attributes: list[str]
+    determiner: str = ""
+    pronoun: bool = False
+
+
+@dataclass(frozen=True)
+class Link:
+    """What the text says between two mentions, by their head token indices."""
+    subject: int
+    predicate: str
+    object: int
+    phrase: str
+
+
+@dataclass
+class Reading:
+    """Mentions (head token -> mention, in text order), links, and attributes said of a token
+    elsewhere in the sentence ("is red", "on the left")."""
+    mentions: dict[int, Mention] = field(default_factory=dict)
+    links: list[Link] = field(default_factory=list)
+    said_of: dict[int, list[str]] = field(default_factory=dict)
+
+
+def _lower(tokens) -> str:
+    """The lower-case text of a token sequence, single-spaced."""
+    return " ".join(t.lower_ for t in tokens if not t.is_space)
+
+
+def _of_object(tok: Token) -> Token | None:
+    """The noun after "of" below ``tok`` ("group OF people" -> people), if any."""
+    for c in tok.children:
+        if c.dep_ == "prep" and c.lower_ == "of":
+            for g in c.children:
+                if g.dep_ == "pobj" and g.pos_ in ("NOUN", "PROPN"):
+                    return g
+    return None
+
+
+def _is_nominal(tok: Token) -> bool:
+    """A noun, a referring pronoun, or "one" standing for a noun ("a blue one")."""
+    if tok.pos_ in ("NOUN", "PROPN") or tok.lower_ in lx.NAMING_PRONOUNS:
+        return True
+    if tok.lower_ in lx.REFERRING_PRONOUNS and tok.pos_ == "PRON":
+        return True
+    return tok.lower_ == "one" and any(c.dep_ in ("det", "amod") for c in tok.children)
+
+
+def _in_phrase(tok: Token) -> bool:
+    """A relational noun inside a multiword preposition: "in FRONT of", "to the LEFT of", and a
+    side word before "of" anywhere ("a ball RIGHT of the cube")."""
+    if not any(c.dep_ == "prep" and c.lower_ in ("of", "to") for c in tok.children):
+        return False
+    return (tok.lemma_.lower() in lx.RELATIONAL_NOUNS and tok.dep_ == "pobj") or tok.lower_ in lx.SIDES
+
+
+def _placement(tok: Token) -> str | None:
+    """For a noun after a preposition that places rather than names ("on the LEFT", "in YELLOW",
+    "in the PICTURE"): "place", "colour" or "frame"; None for an ordinary object."""
+    if tok.dep_ != "pobj":
+        return None
+    word = tok.lemma_.lower()
+    if word in lx.LOCATION_NOUNS and not _in_phrase(tok) and not any(
+            c.dep_ in ("compound", "poss") for c in tok.children):  # "the mountain TOP" is a thing
+        return "place"
+    if tok.lower_ in lx.COLOUR_WORDS and not any(c.dep_ in ("det", "amod") for c in tok.children):
+        return "colour"
+    if word in lx.FRAME_NOUNS and tok.head.lower_ in ("in", "on", "within", "inside"):
+        return "frame"
+    return None
+
+
+def _is_frame_subject(tok: Token) -> bool:
+    """"The PICTURE shows ...": a frame noun as (active) subject of a verb of showing."""
+    return (tok.lemma_.lower() in lx.FRAME_NOUNS and tok.dep_ == "nsubj"
+            and tok.head.lemma_.lower() in lx.PERCEPTION_VERBS)
+
+
+def _is_compound(tok: Token) -> bool:
+    """A noun modifying a noun as part of its name: "TRAFFIC light", "CLOTHES line"."""
+    return tok.dep_ in ("compound", "nmod") or (tok.dep_ == "amod" and tok.pos_ in ("NOUN", "PROPN"))
+
+
+def _compounds(tok: Token) -> list[Token]:
+    """The compound modifiers of ``tok``, recursively, in text order."""
+    out = []
+    for c in tok.lefts:
+        if _is_compound(c):
+            out += _compounds(c) + [c]
+    return sorted(out, key=lambda t: t.i)
+
+
+def _modifier_words(tok: Token) -> list[str]:
+    """Adjectives (with their conjuncts: "black and white") and numbers modifying ``tok``."""
+    words = []
+    for c in tok.children:
+        if (c.dep_ in ("amod", "nummod") and not _is_compound(c)) or (
+                c.dep_ == "compound" and c.pos_ in ("ADJ", "NUM")):
+            words.append(c.lower_)
+            words += [x.lower_ for x in c.conjuncts if x.i > c.i and x.pos_ in ("ADJ", "NUM")]
+    return words
+
+
+def _mention(tok: Token) -> Mention | None:
+    """The mention headed by ``tok``, or None when ``tok`` heads no object (see module docstring)."""
+    if not _is_nominal(tok) or _in_phrase(tok) or _placement(tok) or tok.lower_ in RECIPROCALS:
+        return None
+    if _is_compound(tok) and tok.i < tok.head.i and _is_nominal(tok.head) and not _in_phrase(tok.head):
+        return None  # a compound is part of its noun's label, unless that is no noun ("ball RIGHT of")
+    if _is_frame_subject(tok) or (tok.lemma_.lower() in lx.COLLECTIVE_NOUNS and _of_object(tok)):
+        return None
+    if tok.lower_ in lx.REFERRING_PRONOUNS:
+        return Mention(tok.i, tok.lower_, [], pronoun=True)
+    if tok.lower_ == "one" and _of_object(tok) is not None:
+        return None
+    det = next((c.lower_ for c in tok.children if c.dep_ in ("det", "predet")), "")
+    attributes = _modifier_words(tok)
+    label_words = []
+    for c in _compounds(tok):
+        attributes += _modifier_words(c)
+        if c.lower_ in lx.MATERIAL_NOUNS or c.lower_ in lx.COLOUR_WORDS or c.pos_ in ("ADJ", "NUM"):
+            attributes.append(c.lower_)
+        else:
+            label_words.append(c.lemma_.lower())
+    label = None if tok.lower_ == "one" else " ".join(label_words + [tok.lemma_.lower()])
+    return Mention(tok.i, label, attributes, det)
+
+
+def mention_token(tok: Token | None, mentions: dict[int, Mention]) -> Token | None:
+    """The token of the mention ``tok`` stands for: itself, or through a group noun the noun after
+    "of" ("a group of PEOPLE"); None when it names no object."""
+    for _ in range(4):
+        if tok is None or tok.i in mentions:
+            return tok
+        tok = _of_object(tok) if tok.lemma_.lower() in lx.COLLECTIVE_NOUNS | {"one"} else None
+    return None
+
+
+def _conjuncts(tok: Token) -> list[Token]:
+    """``tok`` and the nouns coordinated with it after it ("a cube, a ball and a cone")."""
+    return [tok] + [c for c in tok.conjuncts if c.i > tok.i and _is_nominal(c)]
+
+
+def _first(tok: Token, deps) -> Token | None:
+    return next((c for c in tok.children if c.dep_ in deps), None)
+
+
+def _names_object(tok: Token) -> bool:
+    """Whether ``tok`` can stand for an object: a nominal outside a multiword preposition, or a
+    group noun ("a GROUP of people")."""
+    if tok.lemma_.lower() in lx.COLLECTIVE_NOUNS and tok.pos_ == "NOUN":
+        return True
+    return _is_nominal(tok) and not _in_phrase(tok) and not _placement(tok)
+
+
+def _subject(tok: Token, avoid: int = -1, depth: int = 0) -> Token | None:
+    """What a phrase attached to ``tok`` is said of: ``tok`` itself if nominal, else the subject of
+    its clause ("the ball THAT is on": the noun the relative clause modifies; "WE see a ball on":
+    the seen object; "Behind the cone is A BALL", "On the box sits A BALL": the thing placed).
+    Token ``avoid`` (the phrase's own object) is never the answer."""
+    if depth > MAX_CLIMB:
+        return None
+    if _names_object(tok):
+        return tok
+    subject = _first(tok, SUBJECT_DEPS)
+    if subject is not None:
+        if subject.lower_ in lx.RELATIVE_PRONOUNS:
+            return tok.head if tok.dep_ in ("relcl", "acl") else None
+        if subject.lower_ in lx.OBSERVER_PRONOUNS or _is_frame_subject(subject):
+            return _first(tok, ("dobj", "attr"))
+        if _names_object(subject) and subject.i != avoid:
+            return subject
+    named = next((c for c in tok.lefts if c.dep_ in ("compound", "npadvmod") and _is_nominal(c)), None)
+    if (tok.pos_ == "VERB" or _in_phrase(tok)) and named is not None and named.i != avoid:
+        return named  # "catcher kneeling behind batter", "a ball right of the cube"
+    placed = _first(tok, ("attr",))
+    for aux in (c for c in tok.children if c.dep_ in ("aux", "auxpass") and placed is None):
+        placed = _first(aux, ("attr",))  # "Left of the cone is a pyramid": attr below "is"
+    if placed is None and (subject is not None or any(c.dep_ in ("prep", "advmod") and c.i < tok.i
+                                                      for c in tok.children)):
+        placed = _first(tok, ("dobj",))  # inverted: "On the box sits a ball"
+    if placed is not None and placed.i != avoid:
+        return placed
+    if tok.dep_ in ("relcl", "acl"):
+        return tok.head
+    if tok.dep_ in CLIMB_DEPS and tok.head.i != tok.i:
+        return _subject(tok.head, avoid, depth + 1)
+    return None
+
+
+def is_clause_subject(tok: Token) -> bool:
+    """Whether ``tok`` is what its clause is about: its subject, the thing placed by an existential
+    or inverted clause ("there is A BALL", "on the box sits A BALL"), or a fragment's head noun."""
+    if tok.dep_ == "ROOT":
+        return _is_nominal(tok)
+    if tok.dep_ not in SUBJECT_DEPS + ("attr", "dobj"):
+        return False
+    subject = _subject(tok.head)
+    return subject is not None and subject.i == tok.i
+
+
+def _expression_start(prep: Token) -> Token:
+    """The first word of the spatial expression ending in ``prep``: "TO the left of", "NEXT to"."""
+    start = prep
+    while (start.head.lemma_.lower() in lx.RELATIONAL_NOUNS and start.head.dep_ == "pobj"
+           and start.lower_ in ("of", "to") and start.head.head.i < start.head.i):
+        start = start.head.head
+    head = start.head
+    if head.lower_ in lx.HEAD_WORDS and head.i < start.i:
+        start = head
+    return start
+
+
+def _governor(start: Token) -> Token:
+    """The token the expression beginning at ``start`` is attached to ("left" in "that is left of"
+    and in "a ball left of" carries its own subject and is its own governor)."""
+    own = _first(start, SUBJECT_DEPS + ("compound",))
+    return start if own is not None else start.head
+
+
+def _relation(prep: Token, start: Token, gov: Token) -> tuple[str, str]:
+    """(predicate, phrase) of the expression from ``start`` to ``prep``; the phrase is the words
+    from ``start`` to ``prep``, after the governing verb when there is one ("parked behind")."""
+    tokens = [t for t in prep.doc[start.i:prep.i + 1] if not t.is_space]
+    verb = gov if (gov.pos_ == "VERB" and gov.i < start.i and gov.lemma_.lower() != "be"
+                   and gov.lemma_.lower() not in lx.PERCEPTION_VERBS) else None
+    lead = [verb.lower_] if verb is not None else []
+    phrase = " ".join(lead + [t.lower_ for t in tokens])
+    if prep.dep_ == "agent":  # passive "by": a place after "parked" or "seen", else the doer
+        positional = gov.lemma_.lower() in lx.POSITION_VERBS | lx.PERCEPTION_VERBS
+        return ("next to" if positional else phrase), phrase
+    key = " ".join(lead + [t.lemma_.lower() if t.pos_ == "NOUN" else t.lower_ for t in tokens])
+    return (lx.to_predicate(key) or phrase), phrase  # nouns as lemmas: "in SIDES of" -> "in side of"
+
+
+def _say(reading: Reading, tok: Token | None, words: str) -> None:
+    """Record an attribute said of ``tok`` elsewhere in the sentence."""
+    if tok is not None:
+        reading.said_of.setdefault(tok.i, []).append(words)
+
+
+def _subjects(gov: Token, mentions: dict[int, Mention], spread: bool, avoid: int = -1) -> list[Token]:
+    """The mention tokens a phrase governed by ``gov`` is said of, coordination spread out.
+
+    With ``spread``, a noun fragment "a cube and a ball on the table" puts both on the table: a
+    phrase after the last conjunct of a coordination heading the sentence goes with every conjunct.
+    """
+    subject = _subject(gov, avoid)
+    if subject is None:
+        return []
+    root = subject
+    if (spread and subject.dep_ == "conj" and subject.head.dep_ == "ROOT"
+            and _is_nominal(subject.head) and _conjuncts(subject.head)[-1].i == subject.i):
+        root = subject.head
+    found = [mention_token(t, mentions) for t in _conjuncts(root)]
+    return [t for t in found if t is not None]
+
+
+def _read_preposition(prep: Token, obj: Token, reading: Reading) -> None:
+    """The links (or attributes) of preposition ``prep`` with object ``obj``."""
+    start = _expression_start(prep)
+    gov = _governor(start)
+    placement = _placement(obj)
+    if placement in ("place", "colour"):
+        subject = _subject(gov)
+        _say(reading, subject, _lower(obj.doc[start.i:obj.i + 1]))
+        return
+    if placement == "frame" or obj.lower_ == "one" and obj.head.lower_ == "of":
+        return
+    if start.i == prep.i and prep.lower_ == "of" and gov.lemma_.lower() in lx.COLLECTIVE_NOUNS:
+        return  # "a group OF people" is one mention
+    held = _first(gov, ("dobj",)) if gov.lemma_.lower() in lx.HOLDING_VERBS else None
+    if held is not None and held.i == obj.i:  # "holding a cup IN his hand": the cup is in it
+        held = None
+    subjects = _subjects(held if held is not None else gov, reading.mentions, True, obj.i)
+    predicate, phrase = _relation(prep, start, gov)
+    if obj.lower_ == "eachother" or (obj.lower_ in RECIPROCALS and obj.i
+                                     and obj.doc[obj.i - 1].lower_ in ("each", "one")):
+        pairs = list(zip(subjects, subjects[1:]))  # "A and B are next to each other"
+    else:
+        objects = [t for t in (mention_token(c, reading.mentions) for c in _conjuncts(obj)) if t]
+        pairs = [(s, o) for s in subjects for o in objects]
+    reading.links += [Link(s.i, predicate, o.i, phrase) for s, o in pairs]
+
+
+def _loose_object(prep: Token) -> Token | None:
+    """The object of a preposition the parser left without one (or with a bare adjective: "above
+    a LITTLE"), attaching the noun after it to the verb instead ("a house is shown behind a BOY",
+    "Above a little cyan CYLINDER sits a ball")."""
+    if prep.pos_ != "ADP" or any(c.dep_ == "prep" or (c.dep_ in ("pobj", "pcomp") and (
+            _is_nominal(c) or c.n_lefts + c.n_rights or _placement(c))) for c in prep.children):
+        return None
+    for tok in prep.doc[prep.i + 1:]:
+        if tok.head.i == prep.head.i and _is_nominal(tok):
+            return tok
+        if tok.pos_ not in ("DET", "ADJ", "NUM", "ADV") and tok.dep_ not in ("compound", "pobj"):
+            return None
+    return None
+
+
+def _read_infinitive_slip(to: Token, reading: Reading) -> None:
+    """"bike next to field" read as "next" + infinitive "to field": the link bike - next to - field."""
+    obj = infinitive_slip(to)
+    head = to.doc[to.i - 1]
+    subject = mention_token(_subject(head.head), reading.mentions) if head.head.i != head.i else None
+    obj = mention_token(obj, reading.mentions)
+    if subject is not None and obj is not None:
+        phrase = f"{head.lower_} to"
+        reading.links.append(Link(subject.i, lx.to_predicate(phrase) or phrase, obj.i, phrase))
+
+
+def _read_verb(verb: Token, reading: Reading) -> None:
+    """Links of a verb with a direct object: "a man HOLDING an umbrella"."""
+    objects = [d for c in verb.children if c.dep_ == "dobj" for d in _conjuncts(c)]
+    objects = [t for t in (mention_token(o, reading.mentions) for o in objects) if t is not None]
+    if not objects or verb.lemma_.lower() == "be":
+        return
+    particle = "".join(f" {c.lower_}" for c in verb.children if c.dep_ == "prt")
+    phrase = verb.lower_ + particle
+    predicate = lx.VERB_PREDICATES.get(verb.lemma_.lower(), phrase)
+    for s in _subjects(verb, reading.mentions, spread=False):
+        reading.links += [Link(s.i, predicate, o.i, phrase) for o in objects if o.i != s.i]
+
+
+def _read_predicative(adj: Token, reading: Reading) -> None:
+    """"The ball is RED": an adjective after a copula is an attribute of the clause's subject."""
+    if adj.lower_ in lx.HEAD_WORDS or any(c.dep_ == "prep" for c in adj.children):
+        return
+    subject = _subject(adj.head)
+    for word in [adj] + [c for c in adj.conjuncts if c.i > adj.i and c.pos_ == "ADJ"]:
+        _say(reading, subject, word.lower_)
+
+
+def read(doc: Doc) -> Reading:
+    """Mentions, links and said-of attributes of a parsed Doc."""
+    reading = Reading()
+    for tok in doc:
+        m = _mention(tok)
+        if m is not None:
+            reading.mentions[tok.i] = m
+    for tok in doc:
+        loose = _loose_object(tok) if tok.dep_ in ("prep", "advmod") else None
+        reciprocal = tok.lower_ in RECIPROCALS
+        if tok.dep_ in ("pobj", "pcomp") and (_is_nominal(tok) or reciprocal) and not _in_phrase(tok):
+            _read_preposition(tok.head, tok, reading)
+        elif loose is not None:
+            _read_preposition(tok, loose, reading)
+        elif infinitive_slip(tok) is not None:
+            _read_infinitive_slip(tok, reading)
+        elif tok.pos_ == "VERB":
+            _read_verb(tok, reading)
+        elif tok.dep_ == "acomp" and tok.pos_ == "ADJ":
+            _read_predicative(tok, reading)
+        elif tok.dep_ == "poss" and tok.i in reading.mentions and tok.head.i in reading.mentions:
+            reading.links.append(Link(tok.head.i, "of", tok.i, "of"))
+    return reading

@@ -1,0 +1,129 @@
+"""Fixing the small English model's usual slips before the rules read a Doc.
+
+Before parsing (``stand_in_doc``): the synthetic world's shape nouns after an article or adjective
+("a blue CAN", "a big ORB", "a little DRUM") are parsed as a common noun ("ball"), which the model
+reads reliably ("can" is otherwise read as the modal verb, "drum sits" as a compound); each
+stand-in token gets its own word back as lemma once the Doc is parsed (``restore``).
+
+After parsing (``repair``):
+captions are often bare noun phrases ("sign above urinal", "leaves on the tree", "trees behind
+building", "bike next to field"), which the model tends to read as imperatives or infinitives. Each
+rule here finds one such slip by its shape in the parse and re-tags the word as a noun (part of
+speech and lemma only; the dependency tree is left as it is and ``reading`` copes with it):
+
+- a sentence-initial verb heading a fragment: no subject but a determiner, no object, a
+  preposition after it ("LEAVES on the tree", "a ROSE in a vase");
+- a verb right after a preposition, with nothing below it ("trees behind BUILDING");
+- an adjective or verb as a preposition's object with nothing below it ("sign above URINAL");
+- a verb after "next to" / "close to" read as an infinitive ("bike next to FIELD");
+and one the other way round: a posture verb read as the head of a compound noun ("a cylinder RESTS
+on the cube" as "cylinder rests") becomes a verb again.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from spacy.tokens import Doc, Token
+
+from ..vocab import ATTRIBUTE_KIND, SHAPES, SYNONYMS
+from . import lexicon as lx
+
+NounLemma = Callable[[Token], str]  # a token re-tagged as a noun -> its noun lemma
+INFINITIVE_SLIP_HEADS = frozenset({"next", "close", "adjacent"})  # "next TO field" read as "to field"
+ARTICLES = frozenset({"a", "an", "the", "some"})
+# Third-person forms of posture verbs -> lemma.
+POSTURE_VERBS = {"sits": "sit", "rests": "rest", "lies": "lie", "stands": "stand", "hangs": "hang",
+                 "leans": "lean", "perches": "perch"}
+
+
+def _plural(noun: str) -> str:
+    return noun + ("es" if noun.endswith(("s", "x", "sh", "ch")) else "s")
+
+
+_SHAPE_NOUNS = {w for shape in SHAPES for w in (shape, *SYNONYMS.get(shape, ()))}
+# word -> (stand-in word, lemma of the word)
+STAND_INS = {**{n: ("ball", n) for n in _SHAPE_NOUNS}, **{_plural(n): ("balls", n) for n in _SHAPE_NOUNS}}
+# Words after which a stand-in word is a noun: articles, numbers, the world's attribute words.
+NOUN_CUES = (ARTICLES | {"another", "each", "this", "that", "two", "three", "little", "big", "tiny",
+                         "huge", "small", "large"} | lx.COLOUR_WORDS | set(ATTRIBUTE_KIND)
+             | {w for c in ATTRIBUTE_KIND for w in SYNONYMS.get(c, ())})
+STAND_IN_KEY = "sd3core_stand_ins"  # Doc.user_data key: token index -> lemma of the original word
+
+
+def stand_in_doc(make_doc: Callable[[str], Doc], text: str) -> Doc:
+    """``text`` tokenized, with stand-ins put in for the words of ``STAND_INS`` after a cue word."""
+    doc = make_doc(text)
+    lemmas = {t.i: STAND_INS[t.lower_][1] for t in doc[1:]
+              if t.lower_ in STAND_INS and doc[t.i - 1].lower_ in NOUN_CUES}
+    if not lemmas:
+        return doc
+    words = [STAND_INS[t.lower_][0] if t.i in lemmas else t.text for t in doc]
+    new = Doc(doc.vocab, words=words, spaces=[bool(t.whitespace_) for t in doc])
+    new.user_data[STAND_IN_KEY] = lemmas
+    return new
+
+
+def restore(doc: Doc) -> Doc:
+    """Give each stand-in token of a parsed ``doc`` its own word's lemma back; returns ``doc``."""
+    for i, lemma in doc.user_data.get(STAND_IN_KEY, {}).items():
+        doc[i].lemma_ = lemma
+    return doc
+
+
+def _fragment_head(tok: Token) -> bool:
+    """A verb heading the whole text as if imperative: "LEAVES on the tree", "a ROSE in a vase"."""
+    if tok.dep_ != "ROOT" or tok.pos_ != "VERB" or tok.tag_ not in ("VB", "VBP", "VBZ", "VBD", "VBG"):
+        return False
+    if tok.lemma_ == "be" or any(c.dep_ in ("dobj", "attr", "ccomp", "aux", "auxpass", "expl")
+                                 for c in tok.children):
+        return False
+    if any(c.dep_ in ("nsubj", "nsubjpass") and c.lower_ not in ARTICLES for c in tok.children):
+        return False  # "a ROSE in a vase": the "subject" is the article
+    before = tok.doc[:tok.i]
+    allowed = ("DET", "ADJ", "NUM") if tok.tag_ == "VBG" else ("DET", "ADJ", "NOUN", "PROPN", "NUM", "PRON")
+    return (all(t.pos_ in allowed for t in before)
+            and any(c.dep_ in ("prep", "advmod", "xcomp") for c in tok.rights))
+
+
+def _bare_object(tok: Token) -> bool:
+    """A preposition's object or complement tagged verb or adjective, with nothing below it and
+    no noun after it ("sign above URINAL", but not "above a LITTLE cyan cylinder")."""
+    after = tok.doc[tok.i + 1] if tok.i + 1 < len(tok.doc) else None
+    return (tok.dep_ in ("pobj", "pcomp") and tok.pos_ in ("VERB", "ADJ")
+            and all(c.dep_ == "det" for c in tok.children) and tok.head.pos_ == "ADP"
+            and (after is None or after.pos_ not in ("NOUN", "PROPN", "ADJ"))
+            and tok.lower_ not in lx.COLOUR_WORDS and tok.lower_ not in lx.LOCATION_NOUNS)
+
+
+def _posture_verb(tok: Token) -> bool:
+    """"a dull cylinder RESTS on the cube" read as the compound noun "cylinder rests"."""
+    return (tok.pos_ == "NOUN" and tok.lower_ in POSTURE_VERBS
+            and any(c.dep_ == "compound" for c in tok.lefts)
+            and any(c.dep_ == "prep" for c in tok.rights))
+
+
+def infinitive_slip(to: Token) -> Token | None:
+    """For a "to" of "next to" read as an infinitive marker, the word after it ("field"), else None."""
+    if to.lower_ != "to" or to.pos_ not in ("PART", "AUX") or to.i == 0:
+        return None
+    before = to.doc[to.i - 1]
+    if before.lower_ not in INFINITIVE_SLIP_HEADS or to.head.i <= to.i:
+        return None
+    return to.head
+
+
+def _as_noun(tok: Token, noun_lemma: NounLemma) -> None:
+    tok.pos_ = "NOUN"
+    tok.tag_ = "NNS" if tok.lower_.endswith("s") and not tok.lower_.endswith("ss") else "NN"
+    tok.lemma_ = noun_lemma(tok)
+
+
+def repair(doc: Doc, noun_lemma: NounLemma) -> Doc:
+    """Re-tag the verbs and adjectives of ``doc`` that are nouns by the rules above; returns ``doc``."""
+    slips = [t for t in doc if _fragment_head(t) or _bare_object(t)]
+    slips += [w for w in map(infinitive_slip, doc) if w is not None and w.pos_ != "NOUN"]
+    for tok in slips:
+        _as_noun(tok, noun_lemma)
+    for tok in filter(_posture_verb, doc):
+        tok.pos_, tok.tag_, tok.lemma_ = "VERB", "VBZ", POSTURE_VERBS[tok.lower_]
+    return doc
