@@ -10,15 +10,6 @@ import torch
 from sd3core.checkpoints import load_checkpoint, read_manifest
 from sd3core.models import vqvae
 from sd3core.train import TrainArgs, stage_module, train
-from sd3core.world.build import build_split
-
-
-@pytest.fixture(scope="module")
-def tiny_world(tmp_path_factory):
-    root = tmp_path_factory.mktemp("world")
-    build_split("train", 8, root, size=64, workers=1, progress=False)
-    build_split("test", 4, root, size=64, workers=1, progress=False)
-    return root
 
 
 def _args(tiny_world, tmp_path, steps):

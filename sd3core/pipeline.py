@@ -1,0 +1,93 @@
+"""The Engine: loads each shipped model once (lazily), picks the device, and runs the arrows of the
+SD3 data flow that exist so far — ``parse`` (text → TSG), ``tokenize`` / ``detokenize`` (image ⇄
+VQ tokens).
+
+Images cross the API as (H, W, 3) uint8 sRGB numpy arrays; the Engine owns resizing and tensors.
+"""
+from __future__ import annotations
+
+import os
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .checkpoints import CHECKPOINT_DIR, load_checkpoint
+from .graph import SceneGraph
+
+MAX_IMAGE_PIXELS = 4096 * 4096  # larger images are refused before any work
+
+
+def pick_device() -> torch.device:
+    """``SD3_DEVICE`` if set, else cuda, then mps, then cpu."""
+    if os.environ.get("SD3_DEVICE"):
+        return torch.device(os.environ["SD3_DEVICE"])
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def check_image(image: np.ndarray) -> np.ndarray:
+    """Return ``image`` as (H, W, 3) uint8, or raise ValueError saying what was expected."""
+    if not isinstance(image, np.ndarray):
+        raise ValueError(f"image: got {type(image).__name__}, expected an (H, W, 3) uint8 numpy array")
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    if image.ndim != 3 or image.shape[2] not in (3, 4):
+        raise ValueError(f"image: got shape {image.shape}, expected (H, W, 3)")
+    if image.shape[0] * image.shape[1] > MAX_IMAGE_PIXELS:
+        raise ValueError(f"image: {image.shape[1]}x{image.shape[0]} pixels is over the limit of "
+                         f"{MAX_IMAGE_PIXELS:,} pixels")
+    if image.dtype != np.uint8:
+        raise ValueError(f"image: got dtype {image.dtype}, expected uint8 (0-255)")
+    return image[:, :, :3]
+
+
+class Engine:
+    """One per process. Models load on first use from ``checkpoint_dir`` (sha256-verified)."""
+
+    def __init__(self, checkpoint_dir: str | Path = CHECKPOINT_DIR, device: str | torch.device | None = None):
+        self.checkpoint_dir = Path(checkpoint_dir)
+        self.device = torch.device(device) if device is not None else pick_device()
+        self._models: dict[str, torch.nn.Module] = {}
+
+    def model(self, stage: str) -> torch.nn.Module:
+        """The trained model of ``stage`` ("vqvae", …), loaded once, in eval mode on the device."""
+        if stage not in self._models:
+            from .train import stage_module
+            module = stage_module(stage)
+            state = load_checkpoint(f"{stage}.pt", self.checkpoint_dir)
+            model = module.build(module.Config(**state["config"]))
+            model.load_state_dict(state["state_dict"])
+            self._models[stage] = model.to(self.device).eval()
+        return self._models[stage]
+
+    def _autocast(self):
+        return torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else nullcontext()
+
+    def parse(self, text: str) -> SceneGraph:
+        """Sentence → TSG (rules over spaCy; no checkpoint)."""
+        from .textparse import parse_text
+        return parse_text(text)
+
+    def tokenize(self, images: list[np.ndarray]) -> torch.Tensor:
+        """(H, W, 3) uint8 images → (B, h, w) int64 VQ tokens (images resized to the tokenizer's size)."""
+        from .models.vqvae import to_model_images
+        vq = self.model("vqvae")
+        batch = torch.cat([to_model_images(check_image(im)[None], vq.config.image_size) for im in images])
+        with torch.inference_mode(), self._autocast():
+            return vq.tokenize(batch.to(self.device)).cpu()
+
+    def detokenize(self, tokens: torch.Tensor) -> list[np.ndarray]:
+        """(B, h, w) int64 VQ tokens → list of (S, S, 3) uint8 images."""
+        vq = self.model("vqvae")
+        if tokens.ndim != 3 or tokens.shape[1:] != (vq.grid, vq.grid):
+            raise ValueError(f"tokens: got shape {tuple(tokens.shape)}, expected (B, {vq.grid}, {vq.grid})")
+        if int(tokens.min()) < 0 or int(tokens.max()) >= vq.fsq.codebook_size:
+            raise ValueError(f"tokens: values must lie in 0..{vq.fsq.codebook_size - 1}")
+        with torch.inference_mode(), self._autocast():
+            images = vq.detokenize(tokens.to(self.device)).float()
+        return list((images.permute(0, 2, 3, 1).cpu().numpy() * 255).round().astype(np.uint8))

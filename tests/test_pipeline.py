@@ -1,0 +1,46 @@
+"""The Engine: lazy, verified model loading and the image ⇄ token arrows, with bad input refused."""
+import numpy as np
+import pytest
+import torch
+
+from sd3core.pipeline import Engine, check_image, pick_device
+from sd3core.world.build import read_split
+
+
+def test_device_override(monkeypatch):
+    monkeypatch.setenv("SD3_DEVICE", "cpu")
+    assert pick_device() == torch.device("cpu")
+
+
+def test_tokenize_then_detokenize_round_trip(tiny_checkpoints, tiny_world):
+    engine = Engine(tiny_checkpoints, device="cpu")
+    images = [e["rgb"] for e in read_split(tiny_world, "test")][:2]
+    tokens = engine.tokenize(images)
+    assert tokens.shape == (2, 8, 8) and tokens.dtype == torch.int64
+    out = engine.detokenize(tokens)
+    assert len(out) == 2 and out[0].shape == (64, 64, 3) and out[0].dtype == np.uint8
+    assert engine.model("vqvae") is engine.model("vqvae")  # loaded once
+
+
+def test_engine_names_a_missing_checkpoint(tmp_path):
+    with pytest.raises(FileNotFoundError, match="vqvae.pt"):
+        Engine(tmp_path, device="cpu").tokenize([np.zeros((8, 8, 3), np.uint8)])
+
+
+@pytest.mark.parametrize("image, words", [
+    ([[0, 0, 0]], "expected an \\(H, W, 3\\) uint8 numpy array"),
+    (np.zeros((4, 4, 5), np.uint8), "got shape"),
+    (np.zeros((4, 4, 3), np.float32), "expected uint8"),
+    (np.broadcast_to(np.zeros((1, 1, 3), np.uint8), (4097, 4096, 3)), "over the limit"),
+])
+def test_bad_images_are_refused_with_a_reason(image, words):
+    with pytest.raises(ValueError, match=words):
+        check_image(image)
+
+
+def test_bad_tokens_are_refused(tiny_checkpoints):
+    engine = Engine(tiny_checkpoints, device="cpu")
+    with pytest.raises(ValueError, match="expected \\(B, 8, 8\\)"):
+        engine.detokenize(torch.zeros(1, 4, 4, dtype=torch.long))
+    with pytest.raises(ValueError, match="values must lie in 0..999"):
+        engine.detokenize(torch.full((1, 8, 8), 1000))
