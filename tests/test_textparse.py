@@ -102,6 +102,32 @@ def test_coordination(text, expected):
     assert expected <= triples(parse_text(text))
 
 
+@pytest.mark.parametrize("text, expected", [
+    ("A cup is next to thebottle.", ("cup", "next to", "bottle")),  # article run into the noun
+    ("another apple beside apples", ("apple", "next to", "apple")),  # real words are left alone
+    ("grey bin underneath office desk", ("bin", "under", "office desk")),  # fragment read by order
+    ("white railing next to the stairs", ("railing", "next to", "stair")),  # -ing noun
+    ("The tip of the pencil is under the book.", ("pencil", "under", "book")),  # part of a thing
+    ("a dog lying on the rug with a ball next to it.", ("ball", "next to", "dog")),  # "with .. it"
+])
+def test_caption_slips_and_constructions(text, expected):
+    assert expected in triples(parse_text(text))
+
+
+def test_shallow_reading_is_for_fragments_only():
+    assert parse_text("The man in the picture is smiling.").spatial_relations() == ()
+
+
+def test_related_noun_phrases_are_two_objects():
+    g = parse_text("A tree stands above the trees.")
+    assert len(g.objects) == 2 and triples(g) == {("tree", "above", "tree")}
+
+
+def test_adverb_of_a_verb_joins_its_preposition():
+    g = parse_text("cars parked next to a fence")
+    assert [(r.predicate, r.phrase) for r in g.relations] == [("next to", "parked next to")]
+
+
 def test_relative_clause():
     g = parse_text("The ball that is left of the cube is red.")
     assert triples(g) == {("ball", "to the left of", "cube")}

@@ -31,6 +31,7 @@ from .assemble import assemble
 from .lexicon import to_predicate
 from .reading import read
 from .repair import repair, restore, stand_in_doc
+from .shallow import read_shallow
 
 __all__ = ["MAX_TEXT_CHARS", "EmptyTextWarning", "load_nlp", "parse_text", "parse_texts",
            "parse_stream", "parse_cli", "graph_from_doc", "to_predicate"]
@@ -75,6 +76,27 @@ def _checked(text: object, where: str = "text") -> str:
     return text
 
 
+@lru_cache(maxsize=1)
+def _dictionary_words() -> tuple[frozenset, frozenset]:
+    """(nouns, all words) of the English dictionary (WordNet's lemma index) that spaCy's rule
+    lemmatizer ships with, plus its irregular forms and stop words; empty when there is none."""
+    lookups = load_nlp().get_pipe("lemmatizer").lookups
+    index = lookups.get_table("lemma_index") if lookups.has_table("lemma_index") else {}
+    by_pos = {pos: set(index.get(pos, ())) for pos in ("noun", "verb", "adj", "adv")}
+    nouns = frozenset(by_pos["noun"])
+    words = set().union(*by_pos.values())
+    if lookups.has_table("lemma_exc"):
+        exceptions = lookups.get_table("lemma_exc")
+        words |= {w for pos in by_pos for w in exceptions.get(pos, {})}
+    return nouns, frozenset(words | load_nlp().Defaults.stop_words)
+
+
+def _in_dictionary(word: str, noun: bool) -> bool:
+    """Whether ``word`` (lower case) is an English noun (``noun``) or any English word."""
+    nouns, words = _dictionary_words()
+    return word in (nouns if noun else words)
+
+
 def _noun_lemma(tok) -> str:
     """The lemma ``tok`` has as a noun (for words ``repair`` re-tags: "leaves" -> "leaf")."""
     tok.set_morph(None)
@@ -83,8 +105,10 @@ def _noun_lemma(tok) -> str:
 
 def graph_from_doc(doc) -> SceneGraph:
     """The TSG of a spaCy ``Doc`` parsed by ``load_nlp()`` (or any English pipeline with a tagger,
-    lemmatizer and dependency parser). Re-tags some of the Doc's words (``repair``)."""
-    return assemble(read(repair(restore(doc), _noun_lemma)), doc)
+    lemmatizer and dependency parser). Re-tags some of the Doc's words (``repair``); a text whose
+    parse gives no spatial link is also read by word order (``shallow``)."""
+    doc = repair(restore(doc), _noun_lemma)
+    return assemble(read_shallow(doc, read(doc), _noun_lemma), doc)
 
 
 def _encodable(text: str) -> str:
@@ -98,7 +122,7 @@ def _encodable(text: str) -> str:
 
 def _parse(nlp, texts: list[str], batch_size: int):
     """Parsed Docs of ``texts``, with the stand-ins of ``repair.stand_in_doc``."""
-    docs = (stand_in_doc(nlp.make_doc, _encodable(t)) for t in texts)
+    docs = (stand_in_doc(nlp.make_doc, _encodable(t), _in_dictionary) for t in texts)
     return nlp.pipe(docs, batch_size=batch_size)
 
 

@@ -4,11 +4,13 @@ back to an earlier object reuses it; then each link becomes a relation between o
 Referring back (coreference), by rules:
 
 - "it", "they", "he", ... in subject position: the object of the latest clause subject before it
-  ("The cube is left of the ball. IT is on the box" -> the cube); elsewhere ("a ball is next to
-  IT"): the latest object mentioned before it that is not the relation's other end.
+  ("The cube is left of the ball. IT is on the box" -> the cube); after "A with B PREP" or "A has
+  B PREP": A ("a table with a chair next to IT"); elsewhere ("a ball is next to IT"): the latest
+  object mentioned before it that is not the relation's other end.
 - A definite noun phrase ("the cube", "this ball") reuses the latest earlier object whose label
   ends in the same words, canonical synonyms counting as one ("the ball" after "a big sphere"), and
-  whose attributes do not contradict it ("the blue cube" is not "a red cube"). Indefinite and bare
+  whose attributes do not contradict it ("the blue cube" is not "a red cube"), unless the text
+  relates the two ("a tree above the trees", "another bus behind the first bus": two things). Indefinite and bare
   noun phrases, and "another ...", are new objects.
 - "one" ("a red cube and a blue ONE") takes the label of the mention before it.
 """
@@ -19,7 +21,8 @@ from dataclasses import dataclass
 from ..graph import MAX_LABEL_CHARS, MAX_OBJECTS, MAX_RELATIONS, SceneGraph, SGObject, SGRelation
 from ..vocab import ATTRIBUTE_KIND, canonical_word
 from . import lexicon as lx
-from .reading import SUBJECT_DEPS, Mention, Reading, is_clause_subject
+from .mentions import Mention
+from .reading import SUBJECT_DEPS, Reading, is_clause_subject
 
 
 def clean_text(text: str) -> str:
@@ -67,16 +70,23 @@ class _Builder:
         self.objects: list[_Object] = []
         self.of_token: dict[int, int] = {}  # mention token -> object index
         self.subject_tokens: list[int] = []  # clause-subject tokens seen so far, in text order
+        self.partners: dict[int, set[int]] = {}  # mention token -> tokens it is linked with
+        for link in reading.links:
+            self.partners.setdefault(link.subject, set()).add(link.object)
+            self.partners.setdefault(link.object, set()).add(link.subject)
 
-    def _antecedent(self, label: str, determiner: str, words: list[str]) -> int | None:
-        """The earlier object a definite mention refers back to, or None. Preferred: an object
-        having all of ``words`` over one merely not contradicting them, then the same label over a
-        synonym ("can" over "cylinder"), then the latest mentioned."""
+    def _antecedent(self, token: int, label: str, determiner: str, words: list[str]) -> int | None:
+        """The earlier object the definite mention at ``token`` refers back to, or None. Never an
+        object the mention is linked with (a thing is not placed relative to itself: "another bus
+        is behind THE FIRST BUS"). Preferred: an object having all of ``words`` over one merely not
+        contradicting them, then the same label over a synonym ("can" over "cylinder"), then the
+        latest mentioned."""
         if determiner not in lx.DEFINITE_DETERMINERS or "other" in words:
             return None
         wanted = {canonical_word(w) for w in words}
+        linked = {self.of_token[t] for t in self.partners.get(token, ()) if t in self.of_token}
         best, best_key = None, None
-        for i in set(self.of_token.values()):
+        for i in set(self.of_token.values()) - linked:
             obj = self.objects[i]
             same = obj.label.split()[-len(label.split()):] == label.split()
             synonym = _canonical_words(obj.label.split())[-len(label.split()):] == _canonical_words(
@@ -132,15 +142,18 @@ class _Builder:
         label = clean_text(label)
         if label:
             words = m.attributes + self.reading.said_of.get(m.token, [])
-            self._give(m.token, self._antecedent(label, m.determiner, words), label, words)
+            self._give(m.token, self._antecedent(m.token, label, m.determiner, words), label, words)
 
     def end(self, token: int, other: int | None) -> int | None:
-        """The object of a link end: its mention's, or for an unresolved pronoun the latest object
-        mentioned before it that is not ``other``."""
+        """The object of a link end: its mention's, or for an unresolved pronoun its antecedent's
+        (``Reading.refers``) or else the latest object mentioned before it that is not ``other``."""
         if token in self.of_token:
             return self.of_token[token]
         if token not in self.reading.mentions:
             return None
+        owner = self.of_token.get(self.reading.refers.get(token, -1))
+        if owner is not None and owner != other:
+            return owner
         for t in sorted((t for t in self.of_token if t < token), reverse=True):
             if self.of_token[t] != other:
                 return self.of_token[t]

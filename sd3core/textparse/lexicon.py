@@ -71,12 +71,16 @@ REFERRING_PRONOUNS = frozenset({"it", "they", "them", "he", "she", "him", "her"}
 NAMING_PRONOUNS = frozenset({"something", "someone", "somebody", "everything", "everyone"})
 RELATIVE_PRONOUNS = frozenset({"that", "which", "who", "whom", "whose"})
 DEFINITE_DETERMINERS = frozenset({"the", "this", "that", "these", "those"})
-# Nouns that count or group another ("a GROUP of people"): the object is the thing after "of".
+# Nouns that count, group or take a part of another ("a GROUP of people", "the TIP of the tree"):
+# the object is the thing after "of".
 COLLECTIVE_NOUNS = frozenset({"group", "pair", "couple", "bunch", "lot", "lots", "set", "pile",
                               "stack", "row", "line", "number", "herd", "flock", "crowd", "team",
                               "bundle", "cluster", "handful", "collection", "variety", "kind",
                               "type", "sort", "piece", "slice", "bit", "plenty", "series", "array",
-                              "assortment"})
+                              "assortment",
+                              # parts: "a SECTION of bridge in the water" places the bridge
+                              "part", "portion", "section", "segment", "tip", "crest", "half",
+                              "chunk", "patch", "strip"})
 COLOUR_WORDS = frozenset({"red", "orange", "yellow", "green", "cyan", "blue", "purple", "white",
                           "black", "grey", "gray", "brown", "pink", "beige", "tan", "violet",
                           "silver", "gold", "golden"})
@@ -87,6 +91,14 @@ MATERIAL_NOUNS = frozenset({"metal", "rubber", "wood", "plastic", "glass", "ston
                            | {w for w, kind in ATTRIBUTE_KIND.items() if kind == "material"}
                            | {w for c, ws in SYNONYMS.items() if ATTRIBUTE_KIND.get(c) == "material"
                               for w in ws})
+# Nouns in -ing that the model reads as participles when bare ("blue RAILING on top of the wall").
+ING_NOUNS = frozenset({"building", "railing", "siding", "ceiling", "clothing", "painting", "drawing",
+                       "writing", "lettering", "wrapping", "covering", "etching", "shelving",
+                       "paving", "flooring", "fencing", "netting", "lighting", "awning", "frosting",
+                       "icing", "topping", "filling", "stuffing", "bedding", "seating", "opening",
+                       "crossing", "landing", "molding", "moulding", "carving", "wiring", "piping",
+                       "tiling", "paneling", "panelling", "decking", "housing", "stitching",
+                       "dressing", "planting", "clearing", "marking", "markings", "dwelling"})
 # Verbs that state where their subject is about their object without a preposition.
 VERB_PREDICATES = {"ride": "on", "straddle": "on", "top": "on", "overlook": "above"}
 # Verbs whose object is what a preposition after them places ("holding a cup IN his hand").

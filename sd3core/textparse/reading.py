@@ -2,7 +2,7 @@
 (links), by rules over the dependency parse. Objects and coreference are the next step
 (``assemble``); nothing here decides which mentions are the same object.
 
-The rules, each a short function below:
+The rules, each a short function (mentions in ``mentions``, links below):
 
 - A mention is a noun (or "it", "one", ...) heading a noun phrase; its label is its lemma with its
   compounds ("traffic light"), its attributes the adjectives, numbers and material nouns in front
@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from spacy.tokens import Doc, Token
 
 from . import lexicon as lx
+from .mentions import (RECIPROCALS, Mention, in_phrase, is_frame_subject, is_nominal, mention_at,
+                       mention_token, placement)
 from .repair import infinitive_slip
 
 SUBJECT_DEPS = ("nsubj", "nsubjpass")
@@ -34,22 +36,6 @@ SUBJECT_DEPS = ("nsubj", "nsubjpass")
 CLIMB_DEPS = frozenset({"conj", "xcomp", "advcl", "acomp", "advmod", "prep", "pcomp", "csubj",
                         "oprd", "npadvmod", "dep", "amod", "attr", "ccomp", "appos", "pobj"})
 MAX_CLIMB = 8  # tree levels
-RECIPROCALS = ("other", "another", "eachother")  # "each other", "one another"
-
-
-@dataclass
-class Mention:
-    """A noun phrase naming an object: ``token`` is its head's index in the Doc.
-
-    ``label`` is None for "one" ("a blue one": the label of the mention before); a pronoun's is
-    the pronoun, used when it has nothing to refer back to.
-    ``determiner``: the lower-case determiner ("the", "a", "another"), "" when none.
-    """
-    token: int
-    label: str | None
-    attributes: list[str]
-    determiner: str = ""
-    pronoun: bool = False
 
 
 @dataclass(frozen=True)
@@ -68,6 +54,7 @@ class Reading:
     mentions: dict[int, Mention] = field(default_factory=dict)
     links: list[Link] = field(default_factory=list)
     said_of: dict[int, list[str]] = field(default_factory=dict)
+    refers: dict[int, int] = field(default_factory=dict)  # pronoun token -> its antecedent's token
 
 
 def _lower(tokens) -> str:
@@ -75,118 +62,9 @@ def _lower(tokens) -> str:
     return " ".join(t.lower_ for t in tokens if not t.is_space)
 
 
-def _of_object(tok: Token) -> Token | None:
-    """The noun after "of" below ``tok`` ("group OF people" -> people), if any."""
-    for c in tok.children:
-        if c.dep_ == "prep" and c.lower_ == "of":
-            for g in c.children:
-                if g.dep_ == "pobj" and g.pos_ in ("NOUN", "PROPN"):
-                    return g
-    return None
-
-
-def _is_nominal(tok: Token) -> bool:
-    """A noun, a referring pronoun, or "one" standing for a noun ("a blue one")."""
-    if tok.pos_ in ("NOUN", "PROPN") or tok.lower_ in lx.NAMING_PRONOUNS:
-        return True
-    if tok.lower_ in lx.REFERRING_PRONOUNS and tok.pos_ == "PRON":
-        return True
-    return tok.lower_ == "one" and any(c.dep_ in ("det", "amod") for c in tok.children)
-
-
-def _in_phrase(tok: Token) -> bool:
-    """A relational noun inside a multiword preposition: "in FRONT of", "to the LEFT of", and a
-    side word before "of" anywhere ("a ball RIGHT of the cube")."""
-    if not any(c.dep_ == "prep" and c.lower_ in ("of", "to") for c in tok.children):
-        return False
-    return (tok.lemma_.lower() in lx.RELATIONAL_NOUNS and tok.dep_ == "pobj") or tok.lower_ in lx.SIDES
-
-
-def _placement(tok: Token) -> str | None:
-    """For a noun after a preposition that places rather than names ("on the LEFT", "in YELLOW",
-    "in the PICTURE"): "place", "colour" or "frame"; None for an ordinary object."""
-    if tok.dep_ != "pobj":
-        return None
-    word = tok.lemma_.lower()
-    if word in lx.LOCATION_NOUNS and not _in_phrase(tok) and not any(
-            c.dep_ in ("compound", "poss") for c in tok.children):  # "the mountain TOP" is a thing
-        return "place"
-    if tok.lower_ in lx.COLOUR_WORDS and not any(c.dep_ in ("det", "amod") for c in tok.children):
-        return "colour"
-    if word in lx.FRAME_NOUNS and tok.head.lower_ in ("in", "on", "within", "inside"):
-        return "frame"
-    return None
-
-
-def _is_frame_subject(tok: Token) -> bool:
-    """"The PICTURE shows ...": a frame noun as (active) subject of a verb of showing."""
-    return (tok.lemma_.lower() in lx.FRAME_NOUNS and tok.dep_ == "nsubj"
-            and tok.head.lemma_.lower() in lx.PERCEPTION_VERBS)
-
-
-def _is_compound(tok: Token) -> bool:
-    """A noun modifying a noun as part of its name: "TRAFFIC light", "CLOTHES line"."""
-    return tok.dep_ in ("compound", "nmod") or (tok.dep_ == "amod" and tok.pos_ in ("NOUN", "PROPN"))
-
-
-def _compounds(tok: Token) -> list[Token]:
-    """The compound modifiers of ``tok``, recursively, in text order."""
-    out = []
-    for c in tok.lefts:
-        if _is_compound(c):
-            out += _compounds(c) + [c]
-    return sorted(out, key=lambda t: t.i)
-
-
-def _modifier_words(tok: Token) -> list[str]:
-    """Adjectives (with their conjuncts: "black and white") and numbers modifying ``tok``."""
-    words = []
-    for c in tok.children:
-        if (c.dep_ in ("amod", "nummod") and not _is_compound(c)) or (
-                c.dep_ == "compound" and c.pos_ in ("ADJ", "NUM")):
-            words.append(c.lower_)
-            words += [x.lower_ for x in c.conjuncts if x.i > c.i and x.pos_ in ("ADJ", "NUM")]
-    return words
-
-
-def _mention(tok: Token) -> Mention | None:
-    """The mention headed by ``tok``, or None when ``tok`` heads no object (see module docstring)."""
-    if not _is_nominal(tok) or _in_phrase(tok) or _placement(tok) or tok.lower_ in RECIPROCALS:
-        return None
-    if _is_compound(tok) and tok.i < tok.head.i and _is_nominal(tok.head) and not _in_phrase(tok.head):
-        return None  # a compound is part of its noun's label, unless that is no noun ("ball RIGHT of")
-    if _is_frame_subject(tok) or (tok.lemma_.lower() in lx.COLLECTIVE_NOUNS and _of_object(tok)):
-        return None
-    if tok.lower_ in lx.REFERRING_PRONOUNS:
-        return Mention(tok.i, tok.lower_, [], pronoun=True)
-    if tok.lower_ == "one" and _of_object(tok) is not None:
-        return None
-    det = next((c.lower_ for c in tok.children if c.dep_ in ("det", "predet")), "")
-    attributes = _modifier_words(tok)
-    label_words = []
-    for c in _compounds(tok):
-        attributes += _modifier_words(c)
-        if c.lower_ in lx.MATERIAL_NOUNS or c.lower_ in lx.COLOUR_WORDS or c.pos_ in ("ADJ", "NUM"):
-            attributes.append(c.lower_)
-        else:
-            label_words.append(c.lemma_.lower())
-    label = None if tok.lower_ == "one" else " ".join(label_words + [tok.lemma_.lower()])
-    return Mention(tok.i, label, attributes, det)
-
-
-def mention_token(tok: Token | None, mentions: dict[int, Mention]) -> Token | None:
-    """The token of the mention ``tok`` stands for: itself, or through a group noun the noun after
-    "of" ("a group of PEOPLE"); None when it names no object."""
-    for _ in range(4):
-        if tok is None or tok.i in mentions:
-            return tok
-        tok = _of_object(tok) if tok.lemma_.lower() in lx.COLLECTIVE_NOUNS | {"one"} else None
-    return None
-
-
 def _conjuncts(tok: Token) -> list[Token]:
     """``tok`` and the nouns coordinated with it after it ("a cube, a ball and a cone")."""
-    return [tok] + [c for c in tok.conjuncts if c.i > tok.i and _is_nominal(c)]
+    return [tok] + [c for c in tok.conjuncts if c.i > tok.i and is_nominal(c)]
 
 
 def _first(tok: Token, deps) -> Token | None:
@@ -198,7 +76,7 @@ def _names_object(tok: Token) -> bool:
     group noun ("a GROUP of people")."""
     if tok.lemma_.lower() in lx.COLLECTIVE_NOUNS and tok.pos_ == "NOUN":
         return True
-    return _is_nominal(tok) and not _in_phrase(tok) and not _placement(tok)
+    return is_nominal(tok) and not in_phrase(tok) and not placement(tok)
 
 
 def _subject(tok: Token, avoid: int = -1, depth: int = 0) -> Token | None:
@@ -214,12 +92,12 @@ def _subject(tok: Token, avoid: int = -1, depth: int = 0) -> Token | None:
     if subject is not None:
         if subject.lower_ in lx.RELATIVE_PRONOUNS:
             return tok.head if tok.dep_ in ("relcl", "acl") else None
-        if subject.lower_ in lx.OBSERVER_PRONOUNS or _is_frame_subject(subject):
+        if subject.lower_ in lx.OBSERVER_PRONOUNS or is_frame_subject(subject):
             return _first(tok, ("dobj", "attr"))
         if _names_object(subject) and subject.i != avoid:
             return subject
-    named = next((c for c in tok.lefts if c.dep_ in ("compound", "npadvmod") and _is_nominal(c)), None)
-    if (tok.pos_ == "VERB" or _in_phrase(tok)) and named is not None and named.i != avoid:
+    named = next((c for c in tok.lefts if c.dep_ in ("compound", "npadvmod") and is_nominal(c)), None)
+    if (tok.pos_ == "VERB" or in_phrase(tok)) and named is not None and named.i != avoid:
         return named  # "catcher kneeling behind batter", "a ball right of the cube"
     placed = _first(tok, ("attr",))
     for aux in (c for c in tok.children if c.dep_ in ("aux", "auxpass") and placed is None):
@@ -240,7 +118,7 @@ def is_clause_subject(tok: Token) -> bool:
     """Whether ``tok`` is what its clause is about: its subject, the thing placed by an existential
     or inverted clause ("there is A BALL", "on the box sits A BALL"), or a fragment's head noun."""
     if tok.dep_ == "ROOT":
-        return _is_nominal(tok)
+        return is_nominal(tok)
     if tok.dep_ not in SUBJECT_DEPS + ("attr", "dobj"):
         return False
     subject = _subject(tok.head)
@@ -253,9 +131,13 @@ def _expression_start(prep: Token) -> Token:
     while (start.head.lemma_.lower() in lx.RELATIONAL_NOUNS and start.head.dep_ == "pobj"
            and start.lower_ in ("of", "to") and start.head.head.i < start.head.i):
         start = start.head.head
-    head = start.head
-    if head.lower_ in lx.HEAD_WORDS and head.i < start.i:
+    head, before = start.head, prep.doc[start.i - 1] if start.i else start
+    if head.lower_ in lx.HEAD_WORDS and head.i < start.i and all(
+            t.lower_ in lx.PHRASE_FILLERS for t in prep.doc[head.i + 1:start.i]):
         start = head
+    elif (before.lower_ in lx.HEAD_WORDS and before.dep_ == "advmod" and before.head.i == head.i
+          and start.lower_ in ("to", "of")):  # "parked NEXT | to": "next" hung on the verb
+        start = before
     return start
 
 
@@ -298,7 +180,7 @@ def _subjects(gov: Token, mentions: dict[int, Mention], spread: bool, avoid: int
         return []
     root = subject
     if (spread and subject.dep_ == "conj" and subject.head.dep_ == "ROOT"
-            and _is_nominal(subject.head) and _conjuncts(subject.head)[-1].i == subject.i):
+            and is_nominal(subject.head) and _conjuncts(subject.head)[-1].i == subject.i):
         root = subject.head
     found = [mention_token(t, mentions) for t in _conjuncts(root)]
     return [t for t in found if t is not None]
@@ -308,12 +190,12 @@ def _read_preposition(prep: Token, obj: Token, reading: Reading) -> None:
     """The links (or attributes) of preposition ``prep`` with object ``obj``."""
     start = _expression_start(prep)
     gov = _governor(start)
-    placement = _placement(obj)
-    if placement in ("place", "colour"):
+    where = placement(obj)
+    if where in ("place", "colour"):
         subject = _subject(gov)
         _say(reading, subject, _lower(obj.doc[start.i:obj.i + 1]))
         return
-    if placement == "frame" or obj.lower_ == "one" and obj.head.lower_ == "of":
+    if where == "frame" or obj.lower_ == "one" and obj.head.lower_ == "of":
         return
     if start.i == prep.i and prep.lower_ == "of" and gov.lemma_.lower() in lx.COLLECTIVE_NOUNS:
         return  # "a group OF people" is one mention
@@ -328,7 +210,25 @@ def _read_preposition(prep: Token, obj: Token, reading: Reading) -> None:
     else:
         objects = [t for t in (mention_token(c, reading.mentions) for c in _conjuncts(obj)) if t]
         pairs = [(s, o) for s in subjects for o in objects]
+        _refer_to_owner(obj, subjects, reading)
     reading.links += [Link(s.i, predicate, o.i, phrase) for s, o in pairs]
+
+
+def _refer_to_owner(pronoun: Token, subjects: list[Token], reading: Reading) -> None:
+    """In "A with B PREP it" and "A has B PREP it", "it" is A ("a table with a chair next to IT",
+    "a chair sitting under a table with a frame behind IT": the chair)."""
+    if pronoun.lower_ not in lx.REFERRING_PRONOUNS or len(subjects) != 1:
+        return
+    held = subjects[0]
+    if held.dep_ == "pobj" and held.head.lower_ == "with":
+        owner = _subject(held.head.head, pronoun.i)
+    elif held.dep_ == "dobj" and held.head.lemma_.lower() == "have":
+        owner = _subject(held.head, pronoun.i)
+    else:
+        return
+    owner = mention_token(owner, reading.mentions)
+    if owner is not None and owner.i != held.i:
+        reading.refers[pronoun.i] = owner.i
 
 
 def _loose_object(prep: Token) -> Token | None:
@@ -336,10 +236,10 @@ def _loose_object(prep: Token) -> Token | None:
     a LITTLE"), attaching the noun after it to the verb instead ("a house is shown behind a BOY",
     "Above a little cyan CYLINDER sits a ball")."""
     if prep.pos_ != "ADP" or any(c.dep_ == "prep" or (c.dep_ in ("pobj", "pcomp") and (
-            _is_nominal(c) or c.n_lefts + c.n_rights or _placement(c))) for c in prep.children):
+            is_nominal(c) or c.n_lefts + c.n_rights or placement(c))) for c in prep.children):
         return None
     for tok in prep.doc[prep.i + 1:]:
-        if tok.head.i == prep.head.i and _is_nominal(tok):
+        if tok.head.i == prep.head.i and is_nominal(tok):
             return tok
         if tok.pos_ not in ("DET", "ADJ", "NUM", "ADV") and tok.dep_ not in ("compound", "pobj"):
             return None
@@ -383,13 +283,13 @@ def read(doc: Doc) -> Reading:
     """Mentions, links and said-of attributes of a parsed Doc."""
     reading = Reading()
     for tok in doc:
-        m = _mention(tok)
+        m = mention_at(tok)
         if m is not None:
             reading.mentions[tok.i] = m
     for tok in doc:
         loose = _loose_object(tok) if tok.dep_ in ("prep", "advmod") else None
         reciprocal = tok.lower_ in RECIPROCALS
-        if tok.dep_ in ("pobj", "pcomp") and (_is_nominal(tok) or reciprocal) and not _in_phrase(tok):
+        if tok.dep_ in ("pobj", "pcomp") and (is_nominal(tok) or reciprocal) and not in_phrase(tok):
             _read_preposition(tok.head, tok, reading)
         elif loose is not None:
             _read_preposition(tok, loose, reading)

@@ -1,6 +1,8 @@
 """Fixing the small English model's usual slips before the rules read a Doc.
 
-Before parsing (``stand_in_doc``): the synthetic world's shape nouns after an article or adjective
+Before parsing (``stand_in_doc``): an article run into the next word, a slip of typed captions
+("a mouse in front of ACHERRY"), is split off when the run-together word is in no dictionary and
+the rest is a noun ("a cherry"); the synthetic world's shape nouns after an article or adjective
 ("a blue CAN", "a big ORB", "a little DRUM") are parsed as a common noun ("ball"), which the model
 reads reliably ("can" is otherwise read as the modal verb, "drum sits" as a compound); each
 stand-in token gets its own word back as lemma once the Doc is parsed (``restore``).
@@ -16,6 +18,7 @@ speech and lemma only; the dependency tree is left as it is and ``reading`` cope
 - a verb right after a preposition, with nothing below it ("trees behind BUILDING");
 - an adjective or verb as a preposition's object with nothing below it ("sign above URINAL");
 - a verb after "next to" / "close to" read as an infinitive ("bike next to FIELD");
+- a noun in -ing read as a participle, without auxiliary or object ("blue RAILING on the wall");
 and one the other way round: a posture verb read as the head of a compound noun ("a cylinder RESTS
 on the cube" as "cylinder rests") becomes a verb again.
 """
@@ -29,6 +32,9 @@ from ..vocab import ATTRIBUTE_KIND, SHAPES, SYNONYMS
 from . import lexicon as lx
 
 NounLemma = Callable[[Token], str]  # a token re-tagged as a noun -> its noun lemma
+# (lower-case word, nouns only?) -> whether the English dictionary has it (as a noun, or as any word)
+Dictionary = Callable[[str, bool], bool]
+GLUED_ARTICLES = ("the", "some", "an", "a")  # longest first
 INFINITIVE_SLIP_HEADS = frozenset({"next", "close", "adjacent"})  # "next TO field" read as "to field"
 ARTICLES = frozenset({"a", "an", "the", "some"})
 # Third-person forms of posture verbs -> lemma.
@@ -50,15 +56,49 @@ NOUN_CUES = (ARTICLES | {"another", "each", "this", "that", "two", "three", "lit
 STAND_IN_KEY = "sd3core_stand_ins"  # Doc.user_data key: token index -> lemma of the original word
 
 
-def stand_in_doc(make_doc: Callable[[str], Doc], text: str) -> Doc:
-    """``text`` tokenized, with stand-ins put in for the words of ``STAND_INS`` after a cue word."""
+def _word_forms(word: str) -> tuple[str, ...]:
+    """``word`` and the singulars it may be the plural of ("cherries" -> "cherry")."""
+    forms = [word]
+    if word.endswith("ies"):
+        forms.append(word[:-3] + "y")
+    if word.endswith("es"):
+        forms.append(word[:-2])
+    if word.endswith("s"):
+        forms.append(word[:-1])
+    return tuple(forms)
+
+
+def glued_article(word: str, dictionary: Dictionary) -> tuple[str, str] | None:
+    """(article, noun) of a word that is an article run into a noun, a common slip of typed
+    captions ("in front of ACHERRY", "on THETORCH"): a word no dictionary knows, in any form,
+    that is "a", "an", "the" or "some" followed by a dictionary noun of three letters or more."""
+    lower = word.lower()
+    if not lower.isalpha() or any(dictionary(f, False) for f in _word_forms(lower)):
+        return None
+    for article in GLUED_ARTICLES:
+        rest = word[len(article):]
+        if (lower.startswith(article) and len(rest) >= 3
+                and any(dictionary(f, True) for f in _word_forms(rest.lower()))):
+            return word[:len(article)], rest
+    return None
+
+
+def stand_in_doc(make_doc: Callable[[str], Doc], text: str, dictionary: Dictionary) -> Doc:
+    """``text`` tokenized, with glued articles split (``glued_article``) and stand-ins put in for
+    the words of ``STAND_INS`` after a cue word."""
     doc = make_doc(text)
-    lemmas = {t.i: STAND_INS[t.lower_][1] for t in doc[1:]
-              if t.lower_ in STAND_INS and doc[t.i - 1].lower_ in NOUN_CUES}
-    if not lemmas:
+    words, spaces = [], []
+    for t in doc:
+        split = glued_article(t.text, dictionary) if len(t) > 5 else None
+        words += list(split) if split else [t.text]
+        spaces += [True, bool(t.whitespace_)] if split else [bool(t.whitespace_)]
+    lower = [w.lower() for w in words]
+    lemmas = {i: STAND_INS[w][1] for i, w in enumerate(lower)
+              if i and w in STAND_INS and lower[i - 1] in NOUN_CUES}
+    if not lemmas and len(words) == len(doc):
         return doc
-    words = [STAND_INS[t.lower_][0] if t.i in lemmas else t.text for t in doc]
-    new = Doc(doc.vocab, words=words, spaces=[bool(t.whitespace_) for t in doc])
+    words = [STAND_INS[w][0] if i in lemmas else words[i] for i, w in enumerate(lower)]
+    new = Doc(doc.vocab, words=words, spaces=spaces)
     new.user_data[STAND_IN_KEY] = lemmas
     return new
 
@@ -95,6 +135,13 @@ def _bare_object(tok: Token) -> bool:
             and tok.lower_ not in lx.COLOUR_WORDS and tok.lower_ not in lx.LOCATION_NOUNS)
 
 
+def _ing_noun(tok: Token) -> bool:
+    """A noun in -ing read as a bare participle ("blue RAILING on top of cement wall"): no
+    auxiliary, no object."""
+    return (tok.tag_ == "VBG" and tok.lower_ in lx.ING_NOUNS
+            and not any(c.dep_ in ("aux", "auxpass", "dobj") for c in tok.children))
+
+
 def _posture_verb(tok: Token) -> bool:
     """"a dull cylinder RESTS on the cube" read as the compound noun "cylinder rests"."""
     return (tok.pos_ == "NOUN" and tok.lower_ in POSTURE_VERBS
@@ -112,7 +159,7 @@ def infinitive_slip(to: Token) -> Token | None:
     return to.head
 
 
-def _as_noun(tok: Token, noun_lemma: NounLemma) -> None:
+def as_noun(tok: Token, noun_lemma: NounLemma) -> None:
     tok.pos_ = "NOUN"
     tok.tag_ = "NNS" if tok.lower_.endswith("s") and not tok.lower_.endswith("ss") else "NN"
     tok.lemma_ = noun_lemma(tok)
@@ -120,10 +167,10 @@ def _as_noun(tok: Token, noun_lemma: NounLemma) -> None:
 
 def repair(doc: Doc, noun_lemma: NounLemma) -> Doc:
     """Re-tag the verbs and adjectives of ``doc`` that are nouns by the rules above; returns ``doc``."""
-    slips = [t for t in doc if _fragment_head(t) or _bare_object(t)]
+    slips = [t for t in doc if _fragment_head(t) or _bare_object(t) or _ing_noun(t)]
     slips += [w for w in map(infinitive_slip, doc) if w is not None and w.pos_ != "NOUN"]
     for tok in slips:
-        _as_noun(tok, noun_lemma)
+        as_noun(tok, noun_lemma)
     for tok in filter(_posture_verb, doc):
         tok.pos_, tok.tag_, tok.lemma_ = "VERB", "VBZ", POSTURE_VERBS[tok.lower_]
     return doc
