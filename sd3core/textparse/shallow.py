@@ -30,7 +30,7 @@ from spacy.tokens import Doc, Token
 
 from ..vocab import PREDICATES
 from . import lexicon as lx
-from .mentions import RECIPROCALS, Mention
+from .mentions import Mention
 from .reading import Link, Reading
 from .repair import NounLemma, as_noun
 

@@ -1,0 +1,136 @@
+"""Metrics: plain functions of predicted and gold lists, so each is tested without a model.
+
+Detection (image -> VSG): VOC-style mAP at IoU 0.5, attribute accuracy on matched objects, VSG
+relation recall/precision, depth error and front/behind order.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .graph import SceneGraph
+from .vocab import ATTRIBUTE_KIND, SHAPES
+
+if TYPE_CHECKING:
+    from .models.detector import Detections
+
+MATCH_IOU = 0.5            # a detection matches a gold object at this IoU or more
+DEPTH_ORDER_GAP = 0.4      # metres: pairs whose gold depths differ by more count for depth order
+
+
+def box_iou(a, b) -> float:
+    """IoU of two [x0, y0, x1, y1] boxes."""
+    inter = max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def match_objects(predicted: SceneGraph, gold: SceneGraph, same_label: bool = False) -> dict[int, int]:
+    """Greedy one-to-one matching by descending IoU (>= MATCH_IOU): predicted id -> gold id."""
+    pairs = sorted(((box_iou(p.box, g.box), i, j) for i, p in enumerate(predicted.objects)
+                    for j, g in enumerate(gold.objects) if not same_label or p.label == g.label),
+                   reverse=True)
+    used_p, used_g, out = set(), set(), {}
+    for iou, i, j in pairs:
+        if iou >= MATCH_IOU and i not in used_p and j not in used_g:
+            used_p.add(i), used_g.add(j)
+            out[predicted.objects[i].id] = gold.objects[j].id
+    return out
+
+
+def mean_average_precision(predicted: list[Detections], gold: list[SceneGraph]) -> dict[str, float]:
+    """VOC-style AP at IoU 0.5 per shape (all-point interpolated precision-recall area) and their mean.
+
+    Detections of a class over all images are taken by descending score; each matches the unmatched
+    gold object of its class and image with the highest IoU, if that is >= MATCH_IOU. Classes with
+    no gold object are left out of the mean.
+    """
+    aps = {}
+    for shape in SHAPES:
+        dets = sorted(((s, n, o.box) for n, d in enumerate(predicted)
+                       for o, s in zip(d.graph.objects, d.scores) if o.label == shape), key=lambda t: -t[0])
+        golds = {n: [o.box for o in g.objects if o.label == shape] for n, g in enumerate(gold)}
+        total = sum(len(v) for v in golds.values())
+        if total == 0:
+            continue
+        used = {n: [False] * len(v) for n, v in golds.items()}
+        hits = []
+        for _, n, box in dets:
+            ious = [box_iou(box, g) for g in golds[n]]
+            j = max(range(len(ious)), key=lambda i: (not used[n][i], ious[i]), default=None)
+            hit = j is not None and not used[n][j] and ious[j] >= MATCH_IOU
+            if hit:
+                used[n][j] = True
+            hits.append(hit)
+        tp = np.cumsum(hits) if hits else np.zeros(0)
+        recall = np.concatenate([[0.0], tp / total, [tp[-1] / total if len(tp) else 0.0]])
+        precision = np.concatenate([[1.0], tp / np.arange(1, len(tp) + 1), [0.0]])
+        precision = np.maximum.accumulate(precision[::-1])[::-1]
+        aps[shape] = float(np.sum(np.diff(recall) * precision[1:]))
+    return {"map50": float(np.mean(list(aps.values()))) if aps else 0.0,
+            **{f"ap50_{k}": v for k, v in aps.items()}}
+
+
+def _kinds(attributes) -> dict[str, str]:
+    return {ATTRIBUTE_KIND[a]: a for a in attributes if a in ATTRIBUTE_KIND}
+
+
+def graph_metrics(predicted: list[Detections], gold: list[SceneGraph],
+                  gold_3d: list[SceneGraph]) -> dict[str, float]:
+    """Metrics of detections (as given: filter by score first) against the gold VSGs and 3DSGs.
+
+    Detections are matched to gold VSG objects one-to-one by IoU >= MATCH_IOU, whatever the label.
+    - ``object_recall`` / ``object_precision``: matched gold objects / gold, matched detections / detections;
+    - ``label_acc``, ``colour_acc``, ``size_acc``, ``material_acc``: share of matched pairs that agree;
+    - ``vsg_relation_recall``: of the gold VSG triples (subject, predicate, object), the share that the
+      detected VSG holds between the detections matched to that subject and object;
+      ``vsg_relation_precision``: of the detected triples, the share that map onto a gold triple
+      (a triple with an unmatched end counts as wrong);
+    - ``depth_mae_m``: mean |estimated - gold| depth (3DSG position z, metres) over matched pairs;
+    - ``depth_order_acc``: over pairs of matched objects of one image whose gold depths differ by more
+      than DEPTH_ORDER_GAP metres, the share whose estimated depths are in the same order.
+    """
+    n_gold = n_det = n_match = 0
+    agree = {k: 0 for k in ("label", "colour", "size", "material")}
+    rel_gold = rel_pred = rel_hit = 0
+    depth_err, order_hits, order_pairs = [], 0, 0
+    for det, g, g3 in zip(predicted, gold, gold_3d):
+        match = match_objects(det.graph, g)
+        gold_by_id = {o.id: o for o in g.objects}
+        z_gold = {o.id: o.position[2] for o in g3.objects}
+        n_gold, n_det, n_match = n_gold + len(g.objects), n_det + len(det.graph.objects), n_match + len(match)
+        for o, z in zip(det.graph.objects, det.depth):
+            if o.id in match:
+                go = gold_by_id[match[o.id]]
+                agree["label"] += o.label == go.label
+                pk, gk = _kinds(o.attributes), _kinds(go.attributes)
+                for kind in ("colour", "size", "material"):
+                    agree[kind] += pk.get(kind) == gk.get(kind)
+                depth_err.append(abs(z - z_gold[go.id]))
+        gold_triples = {(r.subject, r.predicate, r.object) for r in g.relations}
+        mapped = {(match.get(r.subject), r.predicate, match.get(r.object)) for r in det.graph.relations}
+        rel_gold, rel_pred = rel_gold + len(gold_triples), rel_pred + len(det.graph.relations)
+        rel_hit += len(gold_triples & mapped)
+        est = {match[o.id]: z for o, z in zip(det.graph.objects, det.depth) if o.id in match}
+        ids = sorted(est)
+        for a in ids:
+            for b in ids:
+                if a < b and abs(z_gold[a] - z_gold[b]) > DEPTH_ORDER_GAP:
+                    order_pairs += 1
+                    order_hits += (est[a] - est[b]) * (z_gold[a] - z_gold[b]) > 0
+    share = lambda a, b: float(a / b) if b else float("nan")  # noqa: E731
+    return {"object_recall": share(n_match, n_gold), "object_precision": share(n_match, n_det),
+            **{f"{k}_acc": share(v, n_match) for k, v in agree.items()},
+            "vsg_relation_recall": share(rel_hit, rel_gold),
+            "vsg_relation_precision": share(rel_hit, rel_pred),
+            "depth_mae_m": float(np.mean(depth_err)) if depth_err else float("nan"),
+            "depth_order_acc": share(order_hits, order_pairs)}
+
+
+def detection_metrics(predicted: list[Detections], gold: list[SceneGraph], gold_3d: list[SceneGraph],
+                      threshold: float) -> dict[str, float]:
+    """``mean_average_precision`` over all given detections, ``graph_metrics`` over those scoring at
+    least ``threshold`` (the VSG the studio shows)."""
+    return {**mean_average_precision(predicted, gold),
+            **graph_metrics([d.above(threshold) for d in predicted], gold, gold_3d)}
