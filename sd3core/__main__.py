@@ -32,6 +32,20 @@ def _parse(args: argparse.Namespace) -> int:
     return parse_cli(sys.stdin, sys.stdout)
 
 
+def _eval_perception(args: argparse.Namespace) -> None:
+    import json
+
+    from .evaluate import perception_report, perception_sheet
+    from .pipeline import Engine
+    from .world.build import load_split
+    engine = Engine()
+    print(json.dumps(perception_report(engine, args.data, args.split, args.limit), indent=1))
+    if args.sheet:
+        arrays, _ = load_split(args.data, args.split, ("rgb",))
+        perception_sheet(engine, list(arrays["rgb"][:8])).save(args.sheet)
+        print(f"wrote {args.sheet}")
+
+
 def _train(args: argparse.Namespace) -> None:
     from dataclasses import fields
 
@@ -86,6 +100,16 @@ def build_parser() -> argparse.ArgumentParser:
     parse = commands.add_parser("parse", help="sentences on stdin, one a line -> one JSON TSG a line")
     parse.add_argument("--jsonl", action="store_true", help="accepted for scripts; output is always JSON lines")
     parse.set_defaults(run=_parse)
+
+    evaluate = commands.add_parser("eval", help="figures of the shipped models").add_subparsers(
+        dest="eval_command", required=True)
+    perception = evaluate.add_parser("perception", help="tokenizer PSNR, detector metrics, objects kept")
+    perception.add_argument("--data", default="data/world", help="directory of built world splits")
+    perception.add_argument("--split", default="test", choices=("train", "val", "test"))
+    perception.add_argument("--limit", type=int, default=1000, help="scenes evaluated")
+    perception.add_argument("--sheet", default="", help="also write a PNG of 8 scenes: originals, "
+                            "reconstructions, detections")
+    perception.set_defaults(run=_eval_perception)
 
     _add_train_parser(commands)
     return parser

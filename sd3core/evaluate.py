@@ -134,3 +134,55 @@ def detection_metrics(predicted: list[Detections], gold: list[SceneGraph], gold_
     least ``threshold`` (the VSG the studio shows)."""
     return {**mean_average_precision(predicted, gold),
             **graph_metrics([d.above(threshold) for d in predicted], gold, gold_3d)}
+
+
+def same_objects_share(original: list[Detections], other: list[Detections]) -> float:
+    """Share of the objects detected on the originals that are detected on the other images too,
+    with the same label, colour and size and IoU >= MATCH_IOU (the VQ-VAE's "objects survive" check)."""
+    found = total = 0
+    for a, b in zip(original, other):
+        match = match_objects(a.graph, b.graph)
+        others = {o.id: o for o in b.graph.objects}
+        for o in a.graph.objects:
+            total += 1
+            m = others.get(match.get(o.id))
+            found += m is not None and m.label == o.label and m.attributes[:2] == o.attributes[:2]
+    return found / total if total else float("nan")
+
+
+def perception_report(engine, data_dir: str, split: str = "test", limit: int = 1000,
+                      batch: int = 50) -> dict[str, float]:
+    """The perception figures of the shipped models on ``limit`` scenes of a built split:
+    tokenizer PSNR (dB, at its own resolution), detector metrics on the originals, and the share of
+    objects the detector finds again on the reconstructions."""
+    from .images import to_model_images
+    from .models.detector import DETECT_THRESHOLD, MAP_THRESHOLD
+    from .world.build import load_split
+    arrays, records = load_split(data_dir, split, ("rgb",))
+    n = min(limit, len(records))
+    size = engine.model("vqvae").config.image_size
+    psnrs, dets, dets_recon = [], [], []
+    for start in range(0, n, batch):
+        images = list(arrays["rgb"][start:min(n, start + batch)])
+        recon = engine.detokenize(engine.tokenize(images))
+        err = (to_model_images(np.stack(recon), size) - to_model_images(np.stack(images), size)) ** 2
+        psnrs += (10 * np.log10(1 / err.flatten(1).mean(1).clamp_min(1e-10).numpy())).tolist()
+        dets += engine.detect(images, MAP_THRESHOLD)
+        dets_recon += engine.detect(recon)
+    gold = [SceneGraph.from_dict(r["vsg"]) for r in records[:n]]
+    gold_3d = [SceneGraph.from_dict(r["graph3d"]) for r in records[:n]]
+    report = {"scenes": n, "vqvae_psnr_db": float(np.mean(psnrs)),
+              "vqvae_same_objects": same_objects_share([d.above(DETECT_THRESHOLD) for d in dets], dets_recon)}
+    report.update({f"detector_{k}": v for k, v in detection_metrics(dets, gold, gold_3d, DETECT_THRESHOLD).items()})
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in report.items()}
+
+
+def perception_sheet(engine, images: list[np.ndarray]):
+    """Rows: originals, their reconstructions through the tokens, detections drawn on the originals."""
+    from .draw import draw_detections, image_grid
+    from PIL import Image
+    recon = engine.detokenize(engine.tokenize(images))
+    side = images[0].shape[0] * 2
+    return image_grid([[Image.fromarray(im).resize((side, side), Image.NEAREST) for im in images],
+                       [Image.fromarray(im).resize((side, side), Image.BICUBIC) for im in recon],
+                       [draw_detections(im, d) for im, d in zip(images, engine.detect(images))]])

@@ -1,6 +1,6 @@
 """The Engine: loads each shipped model once (lazily), picks the device, and runs the arrows of the
 SD3 data flow that exist so far — ``parse`` (text → TSG), ``tokenize`` / ``detokenize`` (image ⇄
-VQ tokens).
+VQ tokens), ``detect`` (image → VSG with depth).
 
 Images cross the API as (H, W, 3) uint8 sRGB numpy arrays; the Engine owns resizing and tensors.
 """
@@ -15,6 +15,7 @@ import torch
 
 from .checkpoints import CHECKPOINT_DIR, load_checkpoint
 from .graph import SceneGraph
+from .images import to_model_images, to_uint8_images
 
 MAX_IMAGE_PIXELS = 4096 * 4096  # larger images are refused before any work
 
@@ -68,6 +69,12 @@ class Engine:
     def _autocast(self):
         return torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else nullcontext()
 
+    def _batch(self, images: list[np.ndarray], size: int) -> torch.Tensor:
+        """Checked (H, W, 3) uint8 images → (B, 3, size, size) float batch on the device."""
+        if not images:
+            raise ValueError("images: got an empty list, expected at least one image")
+        return torch.cat([to_model_images(check_image(im)[None], size) for im in images]).to(self.device)
+
     def parse(self, text: str) -> SceneGraph:
         """Sentence → TSG (rules over spaCy; no checkpoint)."""
         from .textparse import parse_text
@@ -75,11 +82,9 @@ class Engine:
 
     def tokenize(self, images: list[np.ndarray]) -> torch.Tensor:
         """(H, W, 3) uint8 images → (B, h, w) int64 VQ tokens (images resized to the tokenizer's size)."""
-        from .models.vqvae import to_model_images
         vq = self.model("vqvae")
-        batch = torch.cat([to_model_images(check_image(im)[None], vq.config.image_size) for im in images])
         with torch.inference_mode(), self._autocast():
-            return vq.tokenize(batch.to(self.device)).cpu()
+            return vq.tokenize(self._batch(images, vq.config.image_size)).cpu()
 
     def detokenize(self, tokens: torch.Tensor) -> list[np.ndarray]:
         """(B, h, w) int64 VQ tokens → list of (S, S, 3) uint8 images."""
@@ -89,5 +94,15 @@ class Engine:
         if int(tokens.min()) < 0 or int(tokens.max()) >= vq.fsq.codebook_size:
             raise ValueError(f"tokens: values must lie in 0..{vq.fsq.codebook_size - 1}")
         with torch.inference_mode(), self._autocast():
-            images = vq.detokenize(tokens.to(self.device)).float()
-        return list((images.permute(0, 2, 3, 1).cpu().numpy() * 255).round().astype(np.uint8))
+            return to_uint8_images(vq.detokenize(tokens.to(self.device)))
+
+    def detect(self, images: list[np.ndarray], threshold: float | None = None) -> list:
+        """(H, W, 3) uint8 images → ``detector.Detections`` (VSG, depth in metres, scores) each.
+
+        ``threshold`` is the lowest heatmap score kept (default: the detector's operating point).
+        """
+        from .models.detector import DETECT_THRESHOLD, detect
+        model = self.model("detector")
+        with torch.inference_mode(), self._autocast():
+            return detect(model, self._batch(images, model.config.image_size),
+                          DETECT_THRESHOLD if threshold is None else threshold)

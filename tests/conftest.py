@@ -1,4 +1,4 @@
-"""Shared fixtures: a tiny built world, and a VQ-VAE checkpoint trained on it for two steps."""
+"""Shared fixtures: a tiny built world, and checkpoints trained on it for two steps each."""
 import pytest
 
 from sd3core.train import TrainArgs, train
@@ -8,15 +8,16 @@ from sd3core.world.build import build_split
 @pytest.fixture(scope="session")
 def tiny_world(tmp_path_factory):
     root = tmp_path_factory.mktemp("world")
-    build_split("train", 8, root, size=64, workers=1, progress=False)
-    build_split("test", 4, root, size=64, workers=1, progress=False)
+    build_split("train", 8, root, size=128, workers=1, progress=False)
+    build_split("test", 4, root, size=128, workers=1, progress=False)
     return root
 
 
 @pytest.fixture(scope="session")
 def tiny_checkpoints(tiny_world, tmp_path_factory):
-    """A checkpoint directory with a 2-step VQ-VAE (real training code, tiny data)."""
+    """A checkpoint directory with a 2-step VQ-VAE and detector (real training code, tiny data)."""
     root = tmp_path_factory.mktemp("ckpt")
-    train(TrainArgs(stage="vqvae", data=str(tiny_world), steps=2, batch=4, warmup=1, eval_limit=4,
-                    run_dir=str(root / "runs"), out_dir=str(root), threads=1), command="fixture")
+    for stage in ("vqvae", "detector"):
+        train(TrainArgs(stage=stage, data=str(tiny_world), steps=2, batch=4, warmup=1, eval_limit=4,
+                        run_dir=str(root / "runs"), out_dir=str(root), threads=1), command="fixture")
     return root

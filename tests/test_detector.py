@@ -174,3 +174,15 @@ def test_detect_returns_one_vsg_per_image_and_keeps_the_mode():
         assert d.graph.kind == "vsg"
         assert len(d.graph.objects) == len(d.depth) == len(d.scores) == TINY.max_detections
         assert list(d.scores) == sorted(d.scores, reverse=True) and all(z > 0 for z in d.depth)
+
+
+def test_same_objects_share_counts_label_colour_and_size():
+    a = D.make_detections([SGObject(0, "cube", ("red", "large", "matte"), (0.1, 0.1, 0.3, 0.3)),
+                           SGObject(1, "sphere", ("blue", "small", "shiny"), (0.6, 0.6, 0.8, 0.8))],
+                          [5.0, 6.0], [0.9, 0.8])
+    same = D.make_detections([SGObject(0, "cube", ("red", "large", "shiny"), (0.1, 0.1, 0.3, 0.31))],
+                             [5.0], [0.9])
+    assert E.same_objects_share([a], [same]) == 0.5  # the cube survives (material ignored), the sphere not
+    recoloured = D.make_detections([SGObject(0, "cube", ("green", "large", "matte"), (0.1, 0.1, 0.3, 0.3))],
+                                   [5.0], [0.9])
+    assert E.same_objects_share([a], [recoloured]) == 0.0

@@ -44,3 +44,24 @@ def test_bad_tokens_are_refused(tiny_checkpoints):
         engine.detokenize(torch.zeros(1, 4, 4, dtype=torch.long))
     with pytest.raises(ValueError, match="values must lie in 0..999"):
         engine.detokenize(torch.full((1, 8, 8), 1000))
+
+
+def test_detect_reads_any_size_image_into_a_vsg(tiny_checkpoints, tiny_world):
+    engine = Engine(tiny_checkpoints, device="cpu")
+    image = next(read_split(tiny_world, "test"))["rgb"]
+    small = image[::2, ::2]  # the engine resizes to the detector's input size
+    for dets in engine.detect([image, small], threshold=0.0):
+        assert dets.graph.kind == "vsg" and len(dets.depth) == len(dets.graph.objects) == len(dets.scores)
+    with pytest.raises(ValueError, match="empty list"):
+        engine.detect([])
+
+
+def test_perception_report_and_sheet(tiny_checkpoints, tiny_world):
+    from sd3core.evaluate import perception_report, perception_sheet
+    engine = Engine(tiny_checkpoints, device="cpu")
+    report = perception_report(engine, str(tiny_world), "test", limit=4)
+    assert report["scenes"] == 4 and report["vqvae_psnr_db"] > 0
+    assert {"detector_map50", "detector_colour_acc", "vqvae_same_objects"} <= set(report)
+    images = [e["rgb"] for e in read_split(tiny_world, "test")][:3]
+    sheet = perception_sheet(engine, images)
+    assert sheet.width > 3 * 256 and sheet.height > 3 * 256

@@ -114,14 +114,9 @@ def build(config: Config) -> VQVAE:
     return VQVAE(config)
 
 
-def to_model_images(rgb: np.ndarray, size: int) -> torch.Tensor:
-    """(N, H, W, 3) uint8 sRGB -> (N, 3, size, size) float in [0, 1], area-resampled."""
-    images = torch.from_numpy(np.ascontiguousarray(rgb)).permute(0, 3, 1, 2).float() / 255
-    return images if images.shape[-1] == size else F.interpolate(images, size=(size, size), mode="area")
-
-
 def load_data(data_dir: str, split: str, limit: int = 0, size: int = Config.image_size):
     """World images of ``split`` as {"image": (3, size, size) float in [0, 1]} samples."""
+    from ..images import to_model_images
     from ..world.build import load_split
     arrays, _ = load_split(data_dir, split, ("rgb",))
     rgb = arrays["rgb"][:limit] if limit else arrays["rgb"]
