@@ -21,3 +21,17 @@ def tiny_checkpoints(tiny_world, tmp_path_factory):
         train(TrainArgs(stage=stage, data=str(tiny_world), steps=2, batch=4, warmup=1, eval_limit=4,
                         run_dir=str(root / "runs"), out_dir=str(root), threads=1), command="fixture")
     return root
+
+
+def fit_steps(stage, model, batch, steps: int, lr: float):
+    """Run ``steps`` Adam steps of a stage module's ``loss`` on one batch: (losses, last logs)."""
+    import torch
+    optimiser = torch.optim.Adam(model.parameters(), lr=lr)
+    losses = []
+    for _ in range(steps):
+        loss, logs = stage.loss(model, batch)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        losses.append(loss.item())
+    return losses, logs

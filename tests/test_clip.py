@@ -12,6 +12,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch.nn.parallel import DistributedDataParallel
 
+from conftest import fit_steps
 from sd3core.__main__ import main
 from sd3core.checkpoints import load_checkpoint
 from sd3core.models import clip
@@ -83,14 +84,7 @@ def test_loss_overfits_eight_pairs(tiny_world, one_thread):
     model = clip.build(clip.Config())
     data = clip.load_data(str(tiny_world), "train", random_caption=False)
     batch = {"image": data.images, "text": [caps[0] for caps in data.captions]}
-    optimiser = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    losses = []
-    for _ in range(30):
-        loss, logs = clip.loss(model, batch)
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-        losses.append(loss.item())
+    losses, logs = fit_steps(clip, model, batch, steps=30, lr=1e-3)
     assert losses[-1] < 0.3 * losses[0] and logs["batch_i2t_acc"] == 1.0
 
 

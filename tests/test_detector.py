@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch.utils.data import default_collate
 
+from conftest import fit_steps
 from sd3core.graph import SceneGraph, SGObject, SGRelation
 from sd3core import evaluate as E
 from sd3core.models import detector as D
@@ -98,14 +99,7 @@ def test_loss_falls_when_overfitting_four_images():
     torch.manual_seed(0)
     model = D.build(TINY)
     batch = _synthetic_batch(64)
-    optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(20):
-        total, logs = D.loss(model, batch)
-        optimiser.zero_grad()
-        total.backward()
-        optimiser.step()
-        losses.append(total.item())
+    losses, logs = fit_steps(D, model, batch, steps=20, lr=3e-3)
     assert set(logs) == {"heat", "offset", "wh", "depth", "colour", "size", "material"}
     assert all(math.isfinite(v) for v in losses) and losses[-1] < 0.5 * losses[0]
 
