@@ -21,7 +21,7 @@ demo: setup
 
 bench: setup
 	$(PY) -m pip install --quiet SceneGraphParser==0.1.0
-	$(PY) -m bench.world
+	$(PY) bench/world.py
 	$(PY) bench/parser.py
 
 world-sheet: setup

@@ -1,15 +1,19 @@
 """Throughput of building the synthetic world: scenes/s at 128x128, one process vs the default pool.
 
-Run from the repo root: .venv/bin/python -m bench.world [--n 400]. Prints a table; the ratio is the speed-up of the pool.
+Run: .venv/bin/python bench/world.py [--n 400]. Prints a table; the ratio is the speed-up of the pool.
 The aim from the Foundation issue is >= 100 scenes/s with 2 workers on the 2-core machine.
 """
 import argparse
+import sys
 import tempfile
 import time
+from pathlib import Path
 
-from sd3core.world.build import build_split, make_example
-from sd3core.world.render import render
-from sd3core.world.sample import sample_scene
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for sd3core
+
+from sd3core.world.build import build_split, make_example  # noqa: E402
+from sd3core.world.render import render  # noqa: E402
+from sd3core.world.sample import sample_scene  # noqa: E402
 
 
 def _rate(fn, n: int) -> float:
