@@ -1,6 +1,6 @@
 """The Engine: loads each shipped model once (lazily), picks the device, and runs the arrows of the
 SD3 data flow that exist so far — ``parse`` (text → TSG), ``tokenize`` / ``detokenize`` (image ⇄
-VQ tokens), ``detect`` (image → VSG with depth).
+VQ tokens), ``detect`` (image → VSG with depth), ``clip_score`` (image–caption agreement).
 
 Images cross the API as (H, W, 3) uint8 sRGB numpy arrays; the Engine owns resizing and tensors.
 """
@@ -106,3 +106,12 @@ class Engine:
         with torch.inference_mode(), self._autocast():
             return detect(model, self._batch(images, model.config.image_size),
                           DETECT_THRESHOLD if threshold is None else threshold)
+
+    def clip_score(self, images: list[np.ndarray], texts: list[str]) -> list[float]:
+        """CLIP score (100 × max(cos, 0)) of each image with its caption, by the project's CLIP."""
+        from .models.clip import clip_score, input_size
+        model = self.model("clip")
+        if len(images) != len(texts):
+            raise ValueError(f"texts: got {len(texts)} captions for {len(images)} images, expected one each")
+        with torch.inference_mode(), self._autocast():
+            return clip_score(model, self._batch(images, input_size(model)), texts).float().cpu().tolist()

@@ -65,3 +65,12 @@ def test_perception_report_and_sheet(tiny_checkpoints, tiny_world):
     images = [e["rgb"] for e in read_split(tiny_world, "test")][:3]
     sheet = perception_sheet(engine, images)
     assert sheet.width > 3 * 256 and sheet.height > 3 * 256
+
+
+def test_clip_score_pairs_images_with_captions(tiny_checkpoints, tiny_world):
+    engine = Engine(tiny_checkpoints, device="cpu")
+    example = next(read_split(tiny_world, "test"))
+    scores = engine.clip_score([example["rgb"]] * 2, [example["record"]["captions"][0]["text"], "a red cube"])
+    assert len(scores) == 2 and all(0.0 <= s <= 100.0 for s in scores)
+    with pytest.raises(ValueError, match="expected one each"):
+        engine.clip_score([example["rgb"]], ["one", "two"])

@@ -172,12 +172,18 @@ def _core(model: nn.Module) -> nn.Module:
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 
+def input_size(model: nn.Module) -> int:
+    """Pixels per side of the images the model's vision tower reads."""
+    visual = _core(model).visual
+    return visual.image_size[0] if isinstance(visual.image_size, (tuple, list)) else visual.image_size
+
+
 def prepare_images(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
     """(B, 3, S, S) float in [0, 1], any S -> the model's input: its side, normalised."""
     if images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(f"images: got shape {tuple(images.shape)}, expected (B, 3, S, S) in [0, 1]")
     visual = _core(model).visual
-    side = visual.image_size[0] if isinstance(visual.image_size, (tuple, list)) else visual.image_size
+    side = input_size(model)
     if images.shape[-1] != side or images.shape[-2] != side:
         mode = "area" if images.shape[-1] > side else "bilinear"
         images = F.interpolate(images, size=(side, side), mode=mode)
