@@ -153,9 +153,10 @@ def same_objects_share(original: list[Detections], other: list[Detections]) -> f
 def perception_report(engine, data_dir: str, split: str = "test", limit: int = 1000,
                       batch: int = 50) -> dict[str, float]:
     """The perception figures of the shipped models on ``limit`` scenes of a built split:
-    tokenizer PSNR (dB, at its own resolution), detector metrics on the originals, and the share of
-    objects the detector finds again on the reconstructions."""
+    tokenizer PSNR (dB, at its own resolution), detector metrics on the originals, the share of
+    objects the detector finds again on the reconstructions, and CLIP retrieval and scores."""
     from .images import to_model_images
+    from .models.clip import evaluate as clip_evaluate
     from .models.detector import DETECT_THRESHOLD, MAP_THRESHOLD
     from .world.build import load_split
     arrays, records = load_split(data_dir, split, ("rgb",))
@@ -174,6 +175,8 @@ def perception_report(engine, data_dir: str, split: str = "test", limit: int = 1
     report = {"scenes": n, "vqvae_psnr_db": float(np.mean(psnrs)),
               "vqvae_same_objects": same_objects_share([d.above(DETECT_THRESHOLD) for d in dets], dets_recon)}
     report.update({f"detector_{k}": v for k, v in detection_metrics(dets, gold, gold_3d, DETECT_THRESHOLD).items()})
+    report.update({k if k.startswith("clip_") else f"clip_{k}": v
+                   for k, v in clip_evaluate(engine.model("clip"), data_dir, split, n).items()})
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in report.items()}
 
 

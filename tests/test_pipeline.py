@@ -61,7 +61,8 @@ def test_perception_report_and_sheet(tiny_checkpoints, tiny_world):
     engine = Engine(tiny_checkpoints, device="cpu")
     report = perception_report(engine, str(tiny_world), "test", limit=4)
     assert report["scenes"] == 4 and report["vqvae_psnr_db"] > 0
-    assert {"detector_map50", "detector_colour_acc", "vqvae_same_objects"} <= set(report)
+    assert {"detector_map50", "detector_colour_acc", "vqvae_same_objects", "clip_i2t_recall_at_1",
+            "clip_score_true", "clip_score_shuffled"} <= set(report)
     images = [e["rgb"] for e in read_split(tiny_world, "test")][:3]
     sheet = perception_sheet(engine, images)
     assert sheet.width > 3 * 256 and sheet.height > 3 * 256
