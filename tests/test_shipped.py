@@ -11,19 +11,19 @@ from sd3core.pipeline import Engine
 from sd3core.world.build import build_split
 
 SHIPPED = read_manifest()
-TOLERANCE = {"vqvae_psnr_db": 0.05}  # dB; shares and accuracies must agree to 0.01
+TOLERANCE = {"vqvae_psnr_db": 0.05, "clip_score_true": 0.1, "clip_score_shuffled": 0.1}  # dB; CLIP score points; shares to 0.01
 
 
 @pytest.fixture(scope="module")
 def slice_report(tmp_path_factory):
-    if not {"vqvae.pt", "detector.pt"} <= set(SHIPPED):
-        pytest.skip("vqvae.pt and detector.pt are not both shipped yet")
+    if not {"vqvae.pt", "detector.pt", "clip.pt"} <= set(SHIPPED):
+        pytest.skip("the three perception checkpoints are not all shipped yet")
     root = tmp_path_factory.mktemp("test_slice")
     build_split("test", 32, root, size=128, workers=1, progress=False)
     return perception_report(Engine(device="cpu"), str(root), "test", limit=32)
 
 
-@pytest.mark.parametrize("name", ["vqvae.pt", "detector.pt"])
+@pytest.mark.parametrize("name", ["vqvae.pt", "detector.pt", "clip.pt"])
 def test_shipped_checkpoint_reproduces_its_slice_figures(name, slice_report):
     for key, expected in SHIPPED[name]["slice_check"]["metrics"].items():
         assert slice_report[key] == pytest.approx(expected, abs=TOLERANCE.get(key, 0.01)), key
