@@ -158,6 +158,7 @@ def perception_report(engine, data_dir: str, split: str = "test", limit: int = 1
     from .images import to_model_images
     from .models.clip import evaluate as clip_evaluate
     from .models.detector import DETECT_THRESHOLD, MAP_THRESHOLD
+    from .models.vqvae import psnr_db
     from .world.build import load_split
     arrays, records = load_split(data_dir, split, ("rgb",))
     n = min(limit, len(records))
@@ -166,8 +167,7 @@ def perception_report(engine, data_dir: str, split: str = "test", limit: int = 1
     for start in range(0, n, batch):
         images = list(arrays["rgb"][start:min(n, start + batch)])
         recon = engine.detokenize(engine.tokenize(images))
-        err = (to_model_images(np.stack(recon), size) - to_model_images(np.stack(images), size)) ** 2
-        psnrs += (10 * np.log10(1 / err.flatten(1).mean(1).clamp_min(1e-10).numpy())).tolist()
+        psnrs += psnr_db(to_model_images(np.stack(recon), size), to_model_images(np.stack(images), size)).tolist()
         dets += engine.detect(images, MAP_THRESHOLD)
         dets_recon += engine.detect(recon)
     gold = [SceneGraph.from_dict(r["vsg"]) for r in records[:n]]
