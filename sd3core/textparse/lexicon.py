@@ -14,14 +14,15 @@ from ..vocab import ATTRIBUTE_KIND, PREDICATES, SYNONYMS
 
 # predicate -> phrases meaning it, after ``normalise_phrase`` (articles and intensifiers dropped:
 # "on the left-hand side of" -> "on left side of"). A phrase with a verb in front ("sitting on top
-# of") is looked up by its longest listed suffix ("on top of").
+# of") is looked up by its longest listed suffix ("on top of"). "on top of" means "above", as VSD's
+# annotators read it (37 of 42 times in VSDv1 val) and as the world's captions use it.
 SPATIAL_PHRASES = {
-    "on": ("on", "onto", "upon", "atop", "on top of", "top of", "at top of", "on top", "on surface of",
-           "on edge of", "on corner of", "on end of", "on side of"),
+    "on": ("on", "onto", "upon", "atop", "on surface of", "on edge of", "on corner of", "on end of",
+           "on side of"),
     "in": ("in", "into", "inside", "inside of", "within", "in middle of", "in center of",
            "in centre of", "in corner of", "in between"),
     "under": ("under", "below", "beneath", "underneath", "underneath of", "down below"),
-    "above": ("above", "over", "up above", "high above"),
+    "above": ("above", "over", "up above", "high above", "on top of", "top of", "at top of", "on top"),
     "behind": ("behind", "in back of", "at back of", "back of", "beyond", "at rear of", "in rear of"),
     "in front of": ("in front of", "front of", "at front of", "ahead of"),
     "to the left of": ("to left of", "left of", "on left of", "on left side of", "to left side of",
@@ -122,7 +123,7 @@ def to_predicate(phrase: str) -> str | None:
     """The nine-predicate meaning of a relation phrase, or None when it is not one of them.
 
     The whole normalised phrase is looked up first, then ever shorter suffixes, so a verb or adverb
-    in front is skipped: "parked behind" -> "behind", "sits on top of" -> "on". A phrase starting
+    in front is skipped: "parked behind" -> "behind", "sits on top of" -> "above". A phrase starting
     with a ``NON_SPATIAL_VERBS`` word ("dressed in") is never spatial.
     """
     words = normalise_phrase(phrase)

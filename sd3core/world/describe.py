@@ -15,7 +15,7 @@ object mentioned (first mentions in text order; "it" and "the ball" are later me
 objects); ``label`` and ``attributes`` are canonical vocabulary words ("sphere" for "ball",
 ``("large", "shiny")`` for "big metal"), attributes in the order colour, size, material; each
 relation has its canonical predicate and, as ``phrase``, the words the caption used ("left of",
-"sits on top of").
+"sitting on top of").
 """
 from __future__ import annotations
 
@@ -42,10 +42,10 @@ PREDICATE_WEIGHTS = {"on": 3.0, "in": 3.0, "above": 2.0, "under": 2.0, "behind":
 #   and sentence-initial ("Sitting on the cube is ...");  verb: a finite verb phrase ("sits on");
 #   sym: a symmetric wording for "A and B are ... each other".
 PHRASES = {
-    "on": {"prep": ("on", "on top of"),
-           "part": ("sitting on", "resting on", "stacked on", "sitting on top of"),
-           "verb": ("sits on", "rests on", "sits on top of", "lies on")},
-    "above": {"prep": ("above", "over")},
+    "on": {"prep": ("on", "upon"),
+           "part": ("sitting on", "resting on", "stacked on"),
+           "verb": ("sits on", "rests on", "lies on")},
+    "above": {"prep": ("above", "over", "on top of"), "part": ("sitting on top of",)},
     "under": {"prep": ("under", "below", "beneath", "underneath")},
     "in": {"prep": ("in", "inside", "within"),
            "part": ("sitting in", "resting in", "lying in"),
