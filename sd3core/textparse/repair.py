@@ -19,6 +19,7 @@ speech and lemma only; the dependency tree is left as it is and ``reading`` cope
 - an adjective or verb as a preposition's object with nothing below it ("sign above URINAL");
 - a verb after "next to" / "close to" read as an infinitive ("bike next to FIELD");
 - a noun in -ing read as a participle, without auxiliary or object ("blue RAILING on the wall");
+- an adjective with an article as a clause's subject ("a PETAL is shown above a pollen");
 and one the other way round: a posture verb read as the head of a compound noun ("a cylinder RESTS
 on the cube" as "cylinder rests") becomes a verb again.
 """
@@ -142,6 +143,12 @@ def _ing_noun(tok: Token) -> bool:
             and not any(c.dep_ in ("aux", "auxpass", "dobj") for c in tok.children))
 
 
+def _adjective_subject(tok: Token) -> bool:
+    """An adjective with an article, read as a clause's subject: "a PETAL is shown above a pollen"."""
+    return (tok.pos_ == "ADJ" and tok.dep_ in ("nsubj", "nsubjpass")
+            and any(c.dep_ == "det" and c.lower_ in ARTICLES for c in tok.children))
+
+
 def _posture_verb(tok: Token) -> bool:
     """"a dull cylinder RESTS on the cube" read as the compound noun "cylinder rests"."""
     return (tok.pos_ == "NOUN" and tok.lower_ in POSTURE_VERBS
@@ -167,7 +174,8 @@ def as_noun(tok: Token, noun_lemma: NounLemma) -> None:
 
 def repair(doc: Doc, noun_lemma: NounLemma) -> Doc:
     """Re-tag the verbs and adjectives of ``doc`` that are nouns by the rules above; returns ``doc``."""
-    slips = [t for t in doc if _fragment_head(t) or _bare_object(t) or _ing_noun(t)]
+    slips = [t for t in doc if _fragment_head(t) or _bare_object(t) or _ing_noun(t)
+             or _adjective_subject(t)]
     slips += [w for w in map(infinitive_slip, doc) if w is not None and w.pos_ != "NOUN"]
     for tok in slips:
         as_noun(tok, noun_lemma)
