@@ -170,6 +170,23 @@ def test_detect_returns_one_vsg_per_image_and_keeps_the_mode():
         assert list(d.scores) == sorted(d.scores, reverse=True) and all(z > 0 for z in d.depth)
 
 
+def test_flip_test_averages_the_mirrored_pass_back_in_the_image_frame():
+    torch.manual_seed(0)
+    model = D.build(TINY).eval()
+    images = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        out, mirrored = model(images), model(images.flip(-1))
+    # a pass that agrees with its mirror image is left as it is
+    same = D.flip_average(out, {k: v.flip(-1) for k, v in out.items()})
+    assert all(torch.allclose(same[k], out[k]) for k in out)
+    both = D.flip_average(out, mirrored)
+    assert torch.equal(both["offset"], out["offset"])
+    assert torch.allclose(both["wh"], (out["wh"] + mirrored["wh"].flip(-1)) / 2)
+    # detect without the flip test decodes the single pass; with it, the average
+    assert D.detect(model, images, 0.0, flip_test=False) == D.decode(out, 0.0, TINY.max_detections)
+    assert D.detect(model, images, 0.0) == D.decode(both, 0.0, TINY.max_detections)
+
+
 def test_same_objects_share_counts_label_colour_and_size():
     a = D.make_detections([SGObject(0, "cube", ("red", "large", "matte"), (0.1, 0.1, 0.3, 0.3)),
                            SGObject(1, "sphere", ("blue", "small", "shiny"), (0.6, 0.6, 0.8, 0.8))],

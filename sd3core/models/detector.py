@@ -287,18 +287,36 @@ def decode(out: dict[str, torch.Tensor], threshold: float, max_detections: int) 
     return results
 
 
+def flip_average(out: dict[str, torch.Tensor], mirrored: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """CenterNet's flip test: the head outputs of images and of their mirror images (flipped left to
+    right), each {head: (B, C, G, G)} -> their average in the images' own frame.
+
+    The mirror's maps are flipped back; the offsets are the unflipped pass's alone (a mirrored
+    centre sits at 1 - x in its cell, which would blur the peak's sub-cell position). Relations
+    read from the boxes are unaffected by mirroring, since the boxes are mapped back first.
+    """
+    back = {k: v.flip(-1) for k, v in mirrored.items()}
+    return {k: out[k] if k == "offset" else (out[k] + back[k]) / 2 for k in out}
+
+
 @torch.no_grad()
-def detect(model: Detector, images: torch.Tensor, threshold: float = DETECT_THRESHOLD) -> list[Detections]:
+def detect(model: Detector, images: torch.Tensor, threshold: float = DETECT_THRESHOLD,
+           flip_test: bool = True) -> list[Detections]:
     """(B, 3, S, S) float images in [0, 1] -> one ``Detections`` per image (see that class).
 
-    Runs the model in eval mode (its train/eval mode is restored after); raises ValueError for
-    images of the wrong type, shape, dtype or range.
+    With ``flip_test`` the heads' outputs are averaged with those of the mirrored images
+    (``flip_average``): twice the compute, steadier boxes, attributes and depths (measured on the
+    world test split in the README). Runs the model in eval mode (its train/eval mode is restored
+    after); raises ValueError for images of the wrong type, shape, dtype or range.
     """
     check_images(images, model.config.image_size)
     was_training = model.training
     model.eval()
     try:
-        out = model(images.to(next(model.parameters()).device))
+        images = images.to(next(model.parameters()).device)
+        out = model(images)
+        if flip_test:
+            out = flip_average(out, model(images.flip(-1)))
     finally:
         model.train(was_training)
     return decode(out, threshold, model.config.max_detections)
