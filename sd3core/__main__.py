@@ -35,11 +35,19 @@ def _parse(args: argparse.Namespace) -> int:
 def _eval_perception(args: argparse.Namespace) -> None:
     import json
 
-    from .evaluate import perception_report, perception_sheet
+    from .evaluate import SLICE_SCENES, perception_report, perception_sheet, record_slice_checks
     from .pipeline import Engine
     from .world.build import load_split
     engine = Engine()
-    print(json.dumps(perception_report(engine, args.data, args.split, args.limit), indent=1))
+    report = perception_report(engine, args.data, args.split, args.limit)
+    print(json.dumps(report, indent=1))
+    if args.record_slice:
+        if (args.split, args.limit) != ("test", SLICE_SCENES):
+            raise ValueError(f"--record-slice: the slice is the first {SLICE_SCENES} test scenes; "
+                             f"run with --split test --limit {SLICE_SCENES}")
+        record_slice_checks(report, "python -m sd3core eval perception --data data/world "
+                                    f"--split test --limit {SLICE_SCENES}")
+        print("recorded the slice figures in checkpoints/manifest.json")
     if args.sheet:
         arrays, _ = load_split(args.data, args.split, ("rgb",))
         perception_sheet(engine, list(arrays["rgb"][:8])).save(args.sheet)
@@ -109,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     perception.add_argument("--limit", type=int, default=1000, help="scenes evaluated")
     perception.add_argument("--sheet", default="", help="also write a PNG of 8 scenes: originals, "
                             "reconstructions, detections")
+    perception.add_argument("--record-slice", action="store_true", help="write the figures into "
+                            "each checkpoint's manifest entry as the slice check the tests reproduce "
+                            "(with --split test --limit 32)")
     perception.set_defaults(run=_eval_perception)
 
     _add_train_parser(commands)

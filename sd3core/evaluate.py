@@ -17,6 +17,14 @@ if TYPE_CHECKING:
 
 MATCH_IOU = 0.5            # a detection matches a gold object at this IoU or more
 DEPTH_ORDER_GAP = 0.4      # metres: pairs whose gold depths differ by more count for depth order
+SLICE_SCENES = 32          # the slice check: the first scenes of the test split, rebuilt by the tests
+# checkpoint -> the perception_report figures its slice check records
+SLICE_FIGURES = {
+    "vqvae.pt": ("vqvae_psnr_db", "vqvae_same_objects"),
+    "detector.pt": ("detector_map50", "detector_colour_acc", "detector_size_acc", "detector_material_acc",
+                    "detector_vsg_relation_recall"),
+    "clip.pt": ("clip_i2t_recall_at_5", "clip_score_true", "clip_score_shuffled"),
+}
 
 
 def box_iou(a, b) -> float:
@@ -178,6 +186,18 @@ def perception_report(engine, data_dir: str, split: str = "test", limit: int = 1
     report.update({k if k.startswith("clip_") else f"clip_{k}": v
                    for k, v in clip_evaluate(engine.model("clip"), data_dir, split, n).items()})
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in report.items()}
+
+
+def record_slice_checks(report: dict[str, float], command: str, directory=None) -> None:
+    """Write each perception checkpoint's ``SLICE_FIGURES`` of ``report`` (a ``perception_report``
+    of the first ``SLICE_SCENES`` test scenes) into its manifest entry (in ``directory``, default
+    the shipped one) as ``slice_check``, which ``tests/test_shipped.py`` reproduces."""
+    from .checkpoints import CHECKPOINT_DIR, read_manifest, record_checkpoint
+    directory = directory or CHECKPOINT_DIR
+    entries = read_manifest(directory)
+    for name, keys in SLICE_FIGURES.items():
+        check = {"command": command, "metrics": {k: report[k] for k in keys}}
+        record_checkpoint(name, {**entries[name], "slice_check": check}, directory)
 
 
 def perception_sheet(engine, images: list[np.ndarray]):

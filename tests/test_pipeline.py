@@ -1,4 +1,7 @@
 """The Engine: lazy, verified model loading and the image ⇄ token arrows, with bad input refused."""
+import json
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -66,6 +69,20 @@ def test_perception_report_and_sheet(tiny_checkpoints, tiny_world):
     images = [e["rgb"] for e in read_split(tiny_world, "test")][:3]
     sheet = perception_sheet(engine, images)
     assert sheet.width > 3 * 256 and sheet.height > 3 * 256
+
+
+def test_slice_checks_are_recorded_in_each_checkpoints_entry(tiny_checkpoints, tiny_world, tmp_path):
+    from sd3core.checkpoints import load_checkpoint, read_manifest
+    from sd3core.evaluate import SLICE_FIGURES, perception_report, record_slice_checks
+    directory = shutil.copytree(tiny_checkpoints, tmp_path / "ckpt")
+    report = perception_report(Engine(directory, device="cpu"), str(tiny_world), "test", limit=4)
+    record_slice_checks(report, "the command", directory)
+    entries = read_manifest(directory)
+    for name, keys in SLICE_FIGURES.items():
+        expected = {"command": "the command", "metrics": {k: report[k] for k in keys}}
+        assert json.dumps(entries[name]["slice_check"]) == json.dumps(expected)  # NaN-safe equality
+        assert entries[name]["command"] == "fixture"   # the rest of the entry is kept
+        load_checkpoint(name, directory)                 # and the checksum still verifies
 
 
 def test_clip_score_pairs_images_with_captions(tiny_checkpoints, tiny_world):

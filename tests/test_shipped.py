@@ -6,7 +6,7 @@ world is deterministic), so the check needs no data beyond the repository.
 import pytest
 
 from sd3core.checkpoints import read_manifest
-from sd3core.evaluate import perception_report
+from sd3core.evaluate import SLICE_SCENES, perception_report
 from sd3core.pipeline import Engine
 from sd3core.world.build import build_split
 
@@ -19,8 +19,8 @@ def slice_report(tmp_path_factory):
     if not {"vqvae.pt", "detector.pt", "clip.pt"} <= set(SHIPPED):
         pytest.skip("the three perception checkpoints are not all shipped yet")
     root = tmp_path_factory.mktemp("test_slice")
-    build_split("test", 32, root, size=128, workers=1, progress=False)
-    return perception_report(Engine(device="cpu"), str(root), "test", limit=32)
+    build_split("test", SLICE_SCENES, root, size=128, workers=1, progress=False)
+    return perception_report(Engine(device="cpu"), str(root), "test", limit=SLICE_SCENES)
 
 
 @pytest.mark.parametrize("name", ["vqvae.pt", "detector.pt", "clip.pt"])
