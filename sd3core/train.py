@@ -81,6 +81,11 @@ def _device(rank: int) -> torch.device:
     return torch.device("cpu")
 
 
+def _launch(world: int) -> str:
+    """How the training command was started: ``python``, or ``torchrun`` with its process count."""
+    return f"torchrun --nproc_per_node {world}" if world > 1 else "python"
+
+
 def _lr_at(step: int, args: TrainArgs) -> float:
     if step < args.warmup:
         return args.lr * (step + 1) / args.warmup
@@ -158,7 +163,7 @@ def train(args: TrainArgs, config_overrides: dict | None = None, command: str | 
         name = f"{args.stage}.pt"
         save_checkpoint(Path(args.out_dir) / name, asdict(config), model.state_dict())
         record_checkpoint(name, {
-            "command": command or "python -m sd3core train " + shlex.join(sys.argv[2:]),
+            "command": command or _launch(world) + " -m sd3core train " + shlex.join(sys.argv[2:]),
             "data": {"dir": args.data, "split": "train", "first_seed": SPLIT_SEEDS["train"],
                      "n": len(data), "eval_split": args.eval_split, "eval_n": args.eval_limit},
             "seed": args.seed, "steps": step, "batch": args.batch, "processes": world,

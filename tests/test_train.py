@@ -54,7 +54,7 @@ def test_ddp_training_under_torchrun(tiny_world, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     entry = json.loads((tmp_path / "ckpt" / "manifest.json").read_text())["checkpoints"]["vqvae.pt"]
     assert entry["processes"] == 2 and entry["steps"] == 2
-    assert entry["command"].startswith("python -m sd3core train vqvae --data")
+    assert entry["command"].startswith("torchrun --nproc_per_node 2 -m sd3core train vqvae --data")
 
 
 def test_unknown_stage_is_a_clear_error():
