@@ -4,7 +4,7 @@ The architecture is an open_clip model config (``embed_dim``, ``vision_cfg``, ``
 ``sd3core/models/configs/NAME.json``, registered with open_clip's factory (``add_model_config``) and
 built with ``open_clip.create_model(NAME, pretrained=None)``; the weights are open_clip's own, so a
 state dict saved here loads into that open_clip model unchanged. The default, ``clip_world_tiny``, is
-a ViT over 64 px images (8 px patches: 8 x 8 = 64 tokens) and a causal text transformer over 48
+a ViT over 128 px images (16 px patches: 8 x 8 = 64 tokens) and a causal text transformer over 48
 tokens, both 3 layers of width 128, 128-d joint embedding (1.3 M parameters).
 
 Images: (B, 3, S, S) float in [0, 1]; they are resized to the model's side (area when shrinking) and
