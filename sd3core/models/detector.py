@@ -292,8 +292,8 @@ def flip_average(out: dict[str, torch.Tensor], mirrored: dict[str, torch.Tensor]
     right), each {head: (B, C, G, G)} -> their average in the images' own frame.
 
     The mirror's maps are flipped back; the offsets are the unflipped pass's alone (a mirrored
-    centre sits at 1 - x in its cell, which would blur the peak's sub-cell position). Relations
-    read from the boxes are unaffected by mirroring, since the boxes are mapped back first.
+    centre sits at 1 - x in its cell, which would blur the peak's sub-cell position). The average
+    is in the images' own frame, so boxes, and the left/right relations read from them, are too.
     """
     back = {k: v.flip(-1) for k, v in mirrored.items()}
     return {k: out[k] if k == "offset" else (out[k] + back[k]) / 2 for k in out}
