@@ -25,6 +25,10 @@ SLICE_FIGURES = {
                     "detector_vsg_relation_recall"),
     "clip.pt": ("clip_i2t_recall_at_5", "clip_score_true", "clip_score_shuffled"),
 }
+GRAPH_SLICE_FIGURES = {  # the same for the graph diffusion's lift figures (``lift_metrics``)
+    "graph_diffusion.pt": ("tsg_triplet_recall", "vsg_triplet_recall", "stated_kept", "vsg_depth_order_acc",
+                           "consistency"),
+}
 
 
 def box_iou(a, b) -> float:
@@ -188,14 +192,15 @@ def perception_report(engine, data_dir: str, split: str = "test", limit: int = 1
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in report.items()}
 
 
-def record_slice_checks(report: dict[str, float], command: str, directory=None) -> None:
-    """Write each perception checkpoint's ``SLICE_FIGURES`` of ``report`` (a ``perception_report``
-    of the first ``SLICE_SCENES`` test scenes) into its manifest entry (in ``directory``, default
-    the shipped one) as ``slice_check``, which ``tests/test_shipped.py`` reproduces."""
+def record_slice_checks(report: dict[str, float], command: str, figures: dict = SLICE_FIGURES,
+                        directory=None) -> None:
+    """Write, for each checkpoint name of ``figures``, its figures of ``report`` (a report of the
+    first ``SLICE_SCENES`` test scenes) into its manifest entry (in ``directory``, default the
+    shipped one) as ``slice_check``, which ``tests/test_shipped.py`` reproduces."""
     from .checkpoints import CHECKPOINT_DIR, read_manifest, record_checkpoint
     directory = directory or CHECKPOINT_DIR
     entries = read_manifest(directory)
-    for name, keys in SLICE_FIGURES.items():
+    for name, keys in figures.items():
         check = {"command": command, "metrics": {k: report[k] for k in keys}}
         record_checkpoint(name, {**entries[name], "slice_check": check}, directory)
 
@@ -209,3 +214,116 @@ def perception_sheet(engine, images: list[np.ndarray]):
     return image_grid([[Image.fromarray(im).resize((side, side), Image.NEAREST) for im in images],
                        [Image.fromarray(im).resize((side, side), Image.BICUBIC) for im in recon],
                        [draw_detections(im, d) for im, d in zip(images, engine.detect(images))]])
+
+
+def _triples(graph: SceneGraph, ids: dict[int, int] | None = None) -> set[tuple[int, str, int]]:
+    """The graph's nine-predicate triples, ends renamed by ``ids`` (graph id -> other id) if given."""
+    name = (lambda i: i) if ids is None else ids.__getitem__
+    return {(name(r.subject), r.predicate, name(r.object)) for r in graph.spatial_relations()}
+
+
+def lift_metrics(examples: list, lifted: list[SceneGraph]) -> dict[str, float]:
+    """Figures of lifted 3DSGs against the gold (``lift_data.LiftExample`` and the 3DSG of each).
+
+    Over the gold 3DSG's triples among the objects an input has (the paper's Table 4 measure):
+    - ``{tsg,vsg}_raw_triplet_recall``: share the input graph itself states;
+      ``{tsg,vsg}_triplet_recall`` / ``_precision``: share the lifted 3DSG holds / share of its
+      triples that are gold;
+    - ``stated_kept``: of the relations a TSG states, the share in the lifted 3DSG's relations;
+      ``stated_kept_by_positions``: the share that ``spatial.relations_3d`` reads from its positions;
+    - ``vsg_depth_order_acc``: pairs whose gold depths differ by more than DEPTH_ORDER_GAP metres,
+      share with the lifted depths in the same order; ``vsg_position_error_m``: mean distance from
+      the gold position (a TSG has no camera, so its positions are not scored);
+    - ``consistency``: over ordered pairs of every lifted 3DSG, the share whose relations equal
+      those ``relations_3d`` computes from its positions and sizes.
+    """
+    from .spatial import relations_3d
+    count = {k: 0 for k in ("gold_tsg", "gold_vsg", "raw_tsg", "raw_vsg", "hit_tsg", "hit_vsg", "out_tsg",
+                            "out_vsg", "stated", "kept", "kept_pos", "order", "order_ok", "pairs", "pairs_ok")}
+    position_error = []
+    for ex, out in zip(examples, lifted):
+        kind = ex.graph.kind
+        ids = {o.id: g for o, g in zip(ex.graph.objects, ex.ids)}
+        among = set(ex.ids)
+        gold = {t for t in _triples(ex.gold) if t[0] in among and t[2] in among}
+        lifted_triples = _triples(out, ids)
+        count[f"gold_{kind}"] += len(gold)
+        count[f"raw_{kind}"] += len(gold & _triples(ex.graph, ids))
+        count[f"hit_{kind}"] += len(gold & lifted_triples)
+        count[f"out_{kind}"] += len(lifted_triples)
+        recomputed = set(relations_3d(out.objects))
+        if kind == "tsg":
+            stated = _triples(ex.graph)
+            count["stated"] += len(stated)
+            count["kept"] += len(stated & _triples(out))
+            count["kept_pos"] += len(stated & recomputed)
+        n = len(out.objects)
+        count["pairs"] += n * (n - 1)
+        for a in out.objects:
+            for b in out.objects:
+                if a.id != b.id:
+                    said = {p for s, p, o in _triples(out) if (s, o) == (a.id, b.id)}
+                    count["pairs_ok"] += said == {p for s, p, o in recomputed if (s, o) == (a.id, b.id)}
+        if kind == "vsg":
+            gold_by_id = {o.id: o for o in ex.gold.objects}
+            for o in out.objects:
+                position_error.append(float(np.linalg.norm(np.subtract(o.position, gold_by_id[ids[o.id]].position))))
+            for a in out.objects:
+                for b in out.objects:
+                    za, zb = gold_by_id[ids[a.id]].position[2], gold_by_id[ids[b.id]].position[2]
+                    if a.id < b.id and abs(za - zb) > DEPTH_ORDER_GAP:
+                        count["order"] += 1
+                        count["order_ok"] += (a.position[2] - b.position[2]) * (za - zb) > 0
+    share = lambda a, b: float(count[a] / count[b]) if count[b] else float("nan")  # noqa: E731
+    return {"tsg_examples": sum(ex.graph.kind == "tsg" for ex in examples),
+            "vsg_examples": sum(ex.graph.kind == "vsg" for ex in examples),
+            **{f"{k}_{m}": share(f"{src}_{k}", f"{den}_{k}") for k in ("tsg", "vsg")
+               for m, src, den in (("raw_triplet_recall", "raw", "gold"), ("triplet_recall", "hit", "gold"),
+                                   ("triplet_precision", "hit", "out"))},
+            "stated_kept": share("kept", "stated"), "stated_kept_by_positions": share("kept_pos", "stated"),
+            "vsg_depth_order_acc": share("order_ok", "order"),
+            "vsg_position_error_m": float(np.mean(position_error)) if position_error else float("nan"),
+            "consistency": share("pairs_ok", "pairs")}
+
+
+def _pair_requirements(example) -> dict[tuple[int, int], frozenset]:
+    """Gold-id pair -> the predicates a TSG example's relations require of it (stated ones and the
+    inverses of those stated for the reversed pair)."""
+    from .models.graph_diffusion import CONSTRAINT_INVERSE
+    ids = {o.id: g for o, g in zip(example.graph.objects, example.ids)}
+    need: dict[tuple[int, int], set] = {}
+    for s, p, o in _triples(example.graph, ids):
+        need.setdefault((s, o), set()).add(p)
+        if CONSTRAINT_INVERSE[p] is not None:
+            need.setdefault((o, s), set()).add(CONSTRAINT_INVERSE[p])
+    return {k: frozenset(v) for k, v in need.items()}
+
+
+def _pair_sets(example):
+    """(required predicates, gold predicate set) of every ordered pair of a TSG example's objects."""
+    need = _pair_requirements(example)
+    held: dict[tuple[int, int], set] = {}
+    for s, p, o in _triples(example.gold):
+        held.setdefault((s, o), set()).add(p)
+    return [(need.get((a, b), frozenset()), frozenset(held.get((a, b), ())))
+            for a in example.ids for b in example.ids if a != b]
+
+
+def tsg_recall_bound(reference: list, examples: list) -> float:
+    """A ceiling for the TSG triplet recall of any lifter that treats pairs one at a time: each pair
+    of ``examples`` (TSG ``LiftExample``s) gets the predicate set with the most expected gold hits
+    among the sets that pairs with the same required predicates had in ``reference`` (e.g. the
+    train split); returns the share of gold triples that guess holds. A TSG that says "behind" does
+    not say left or right, so no lifter recovers those triples more often than the world's odds."""
+    from collections import Counter
+    seen: dict[frozenset, Counter] = {}
+    for ex in reference:
+        for need, gold in _pair_sets(ex):
+            seen.setdefault(need, Counter())[gold] += 1
+    hit = total = 0
+    for ex in examples:
+        for need, gold in _pair_sets(ex):
+            options = seen.get(need) or seen.get(frozenset(), Counter({frozenset(): 1}))
+            guess = max(options, key=lambda s: sum(c * len(s & g) for g, c in options.items()))
+            hit, total = hit + len(guess & gold), total + len(gold)
+    return hit / total if total else float("nan")

@@ -1,6 +1,7 @@
 """The Engine: loads each shipped model once (lazily), picks the device, and runs the arrows of the
 SD3 data flow that exist so far — ``parse`` (text → TSG), ``tokenize`` / ``detokenize`` (image ⇄
-VQ tokens), ``detect`` (image → VSG with depth), ``clip_score`` (image–caption agreement).
+VQ tokens), ``detect`` (image → VSG with depth), ``lift_to_3d`` (TSG or VSG → 3DSG),
+``clip_score`` (image–caption agreement).
 
 Images cross the API as (H, W, 3) uint8 sRGB numpy arrays; the Engine owns resizing and tensors.
 """
@@ -18,6 +19,7 @@ from .graph import SceneGraph
 from .images import to_model_images, to_uint8_images
 
 MAX_IMAGE_PIXELS = 4096 * 4096  # larger images are refused before any work
+MAX_SAMPLES = 16                 # most samples one call may ask for
 
 
 def pick_device() -> torch.device:
@@ -115,3 +117,30 @@ class Engine:
             raise ValueError(f"texts: got {len(texts)} captions for {len(images)} images, expected one each")
         with torch.inference_mode(), self._autocast():
             return clip_score(model, self._batch(images, input_size(model)), texts).float().cpu().tolist()
+
+    def lift_to_3d(self, graph: SceneGraph, steps: int | None = None, seed: int = 0) -> SceneGraph:
+        """TSG or VSG → one 3DSG sampled by the graph diffusion (``lift_to_3d_samples`` with n = 1;
+        ``steps`` None: the default, ``graph_diffusion.DEFAULT_STEPS``)."""
+        return self.lift_to_3d_samples(graph, 1, steps, seed)[0]
+
+    def lift_to_3d_samples(self, graph: SceneGraph, n: int, steps: int | None = None, seed: int = 0) -> list[SceneGraph]:
+        """TSG or VSG → ``n`` 3DSGs, drawn in one batch from ``seed`` (same seed, same graphs).
+
+        Each keeps the input's objects and adds position and size (camera frame, metres) and every
+        nine-predicate relation; relations a TSG states hold in each. An empty graph gives empty
+        3DSGs. Raises ValueError for an unknown label, contradictory stated relations, more objects
+        than the lifter takes, or ``n`` / ``steps`` out of range.
+        """
+        from .models.graph_diffusion import DEFAULT_STEPS, lift
+        steps = DEFAULT_STEPS if steps is None else steps
+        if not isinstance(graph, SceneGraph):
+            raise ValueError(f"graph: got {type(graph).__name__}, expected a SceneGraph "
+                             "(SceneGraph.from_dict / from_json read the JSON format)")
+        if not 1 <= n <= MAX_SAMPLES:
+            raise ValueError(f"n: got {n}, expected 1 to {MAX_SAMPLES} samples")
+        if not 1 <= steps <= 1000:
+            raise ValueError(f"steps: got {steps}, expected 1 to 1000")
+        model = self.model("graph_diffusion")
+        generator = torch.Generator(device=self.device).manual_seed(seed)
+        with torch.inference_mode():
+            return lift(model, [graph] * n, steps, generator)

@@ -36,7 +36,7 @@ from tqdm import tqdm
 from .checkpoints import CHECKPOINT_DIR, record_checkpoint, save_checkpoint
 from .world.build import SPLIT_SEEDS
 
-STAGES = ("vqvae", "detector", "clip")
+STAGES = ("vqvae", "detector", "clip", "dgae", "graph_diffusion")
 
 
 @dataclass
@@ -93,6 +93,13 @@ def _lr_at(step: int, args: TrainArgs) -> float:
     return args.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
+def _to_device(batch, device: torch.device):
+    """A collated batch (tensors, possibly in nested dicts) on ``device``."""
+    if isinstance(batch, dict):
+        return {k: _to_device(v, device) for k, v in batch.items()}
+    return batch.to(device) if torch.is_tensor(batch) else batch
+
+
 def _batches(loader: DataLoader, sampler):
     epoch = 0
     while True:
@@ -135,7 +142,7 @@ def train(args: TrainArgs, config_overrides: dict | None = None, command: str | 
     start = time.time() - wall
     model.train()
     while step < args.steps:
-        batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in next(batches).items()}
+        batch = _to_device(next(batches), device)
         for group in optimiser.param_groups:
             group["lr"] = _lr_at(step, args)
         loss, logs = module.loss(trained, batch)

@@ -76,7 +76,7 @@ def test_slice_checks_are_recorded_in_each_checkpoints_entry(tiny_checkpoints, t
     from sd3core.evaluate import SLICE_FIGURES, perception_report, record_slice_checks
     directory = shutil.copytree(tiny_checkpoints, tmp_path / "ckpt")
     report = perception_report(Engine(directory, device="cpu"), str(tiny_world), "test", limit=4)
-    record_slice_checks(report, "the command", directory)
+    record_slice_checks(report, "the command", directory=directory)
     entries = read_manifest(directory)
     for name, keys in SLICE_FIGURES.items():
         expected = {"command": "the command", "metrics": {k: report[k] for k in keys}}
