@@ -58,7 +58,8 @@ def _lift(args: argparse.Namespace) -> None:
     from .graph import SceneGraph
     from .pipeline import Engine
     text = sys.stdin.read() if args.graph == "-" else open(args.graph).read()
-    graphs = Engine().lift_to_3d_samples(SceneGraph.from_json(text), args.n, args.steps, args.seed)
+    graphs = Engine().lift_to_3d_samples(SceneGraph.from_json(text), args.n, args.steps, args.seed,
+                                         args.temperature)
     for graph in graphs:
         print(graph.to_json())
 
@@ -167,6 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     lift.add_argument("--n", type=int, default=1, help="samples, one JSON line each")
     lift.add_argument("--steps", type=int, default=None, help="diffusion steps (default: the studio's)")
     lift.add_argument("--seed", type=int, default=0)
+    lift.add_argument("--temperature", type=float, default=None,
+                      help="0: most likely positions (the default); up to 2: more varied scenes")
     lift.set_defaults(run=_lift)
 
     _add_train_parser(commands)

@@ -118,21 +118,27 @@ class Engine:
         with torch.inference_mode(), self._autocast():
             return clip_score(model, self._batch(images, input_size(model)), texts).float().cpu().tolist()
 
-    def lift_to_3d(self, graph: SceneGraph, steps: int | None = None, seed: int = 0) -> SceneGraph:
-        """TSG or VSG → one 3DSG sampled by the graph diffusion (``lift_to_3d_samples`` with n = 1;
-        ``steps`` None: the default, ``graph_diffusion.DEFAULT_STEPS``)."""
-        return self.lift_to_3d_samples(graph, 1, steps, seed)[0]
+    def lift_to_3d(self, graph: SceneGraph, steps: int | None = None, seed: int = 0,
+                   temperature: float | None = None) -> SceneGraph:
+        """TSG or VSG → one 3DSG sampled by the graph diffusion (``lift_to_3d_samples`` with n = 1)."""
+        return self.lift_to_3d_samples(graph, 1, steps, seed, temperature)[0]
 
-    def lift_to_3d_samples(self, graph: SceneGraph, n: int, steps: int | None = None, seed: int = 0) -> list[SceneGraph]:
+    def lift_to_3d_samples(self, graph: SceneGraph, n: int, steps: int | None = None, seed: int = 0,
+                           temperature: float | None = None) -> list[SceneGraph]:
         """TSG or VSG → ``n`` 3DSGs, drawn in one batch from ``seed`` (same seed, same graphs).
 
         Each keeps the input's objects and adds position and size (camera frame, metres) and every
-        nine-predicate relation; relations a TSG states hold in each. An empty graph gives empty
+        nine-predicate relation; relations a TSG states hold in each. ``steps`` and ``temperature``
+        (0-2; 0: most likely positions, more: more varied scenes) default to the studio's,
+        ``graph_diffusion.DEFAULT_STEPS`` and ``POSITION_TEMPERATURE``. An empty graph gives empty
         3DSGs. Raises ValueError for an unknown label, contradictory stated relations, more objects
-        than the lifter takes, or ``n`` / ``steps`` out of range.
+        than the lifter takes, or ``n`` / ``steps`` / ``temperature`` out of range.
         """
-        from .models.graph_diffusion import DEFAULT_STEPS, lift
+        from .models.graph_diffusion import DEFAULT_STEPS, POSITION_TEMPERATURE, lift
         steps = DEFAULT_STEPS if steps is None else steps
+        temperature = POSITION_TEMPERATURE if temperature is None else temperature
+        if not 0 <= temperature <= 2:
+            raise ValueError(f"temperature: got {temperature}, expected 0 to 2")
         if not isinstance(graph, SceneGraph):
             raise ValueError(f"graph: got {type(graph).__name__}, expected a SceneGraph "
                              "(SceneGraph.from_dict / from_json read the JSON format)")
@@ -143,4 +149,4 @@ class Engine:
         model = self.model("graph_diffusion")
         generator = torch.Generator(device=self.device).manual_seed(seed)
         with torch.inference_mode():
-            return lift(model, [graph] * n, steps, generator)
+            return lift(model, [graph] * n, steps, generator, temperature)

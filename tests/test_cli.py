@@ -29,3 +29,20 @@ def test_parse_refuses_an_overlong_line_with_exit_2():
 def test_unknown_command_is_a_usage_error():
     result = _run(["paint"])
     assert result.returncode == 2 and "invalid choice" in result.stderr
+
+
+def test_lift_prints_3dsgs_and_refuses_a_bad_graph(tmp_path):
+    graph = {"kind": "tsg", "objects": [{"id": 0, "label": "ball", "attributes": ["red"]},
+                                        {"id": 1, "label": "cube", "attributes": []}],
+             "relations": [{"subject": 0, "predicate": "behind", "object": 1}]}
+    result = _run(["lift", "-", "--n", "2", "--steps", "4"], json.dumps(graph))
+    assert result.returncode == 0, result.stderr
+    lifted = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(lifted) == 2 and all(g["kind"] == "3dsg" for g in lifted)
+    assert all({"subject": 0, "predicate": "behind", "object": 1, "phrase": "behind"} in g["relations"]
+               for g in lifted)
+    graph["objects"][1]["label"] = "unicorn"
+    result = _run(["lift", "-"], json.dumps(graph))
+    assert result.returncode == 2 and "objects[1].label: 'unicorn'" in result.stderr
+    result = _run(["lift", str(tmp_path / "absent.json")])
+    assert result.returncode == 2 and "absent.json" in result.stderr

@@ -19,7 +19,7 @@ from ..graph import SceneGraph
 from ..graph_tokens import DEFAULT_BINS, DEFAULT_RELATION_SETS, OBJECT_FIELDS, GraphCoding, graph_to_tokens
 from .graph_diffusion import (ATTRIBUTE_WORDS, batch_conditions, condition, pad_condition, pad_tokens,
                               real_tokens, tokens_to_graphs)
-from .graph_transformer import GraphLayer, run_graph_layers
+from .graph_transformer import GraphLayer, run_graph_layers, token_logits
 from ..vocab import SHAPES
 from .vqvae import FSQ
 
@@ -92,10 +92,7 @@ class DGAE(nn.Module):
     def forward(self, cond: dict[str, torch.Tensor], tokens: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Reconstruction logits {field: (..., K)} of the tokens through the codes."""
         h, e = self.features(cond, self.encode(cond, tokens))
-        logits = {f: self.heads[f](h[:, 1:]) for f in OBJECT_FIELDS}
-        logits["ground"] = self.heads["ground"](h[:, :1])
-        logits["relations"] = self.heads["relations"](e)
-        return logits
+        return token_logits(self.heads, h, e)
 
 
 def build(config: Config) -> DGAE:

@@ -32,10 +32,12 @@ from ..graph import SceneGraph
 from ..graph_tokens import (DEFAULT_BINS, DEFAULT_RELATION_SETS, OBJECT_FIELDS, GraphCoding, graph_to_tokens,
                             tokens_to_3dsg)
 from ..vocab import ATTRIBUTE_KIND, COLOURS, INVERSE_PREDICATE, MATERIALS, PREDICATES, SHAPES, SIZES, canonical_word
-from .graph_transformer import GraphLayer, box_features, run_graph_layers
+from .graph_transformer import GraphLayer, box_features, run_graph_layers, token_logits
 
 BIN_SPREAD = 1.0     # classes: standard deviation of the Gaussian target of a binned quantity
 BOUND_REFERENCE_SCENES = 2000  # train scenes whose pair statistics give the TSG recall ceiling
+POSITION_TEMPERATURE = 0.0  # object and scene tokens: the most likely bin (README: faithfulness vs variety)
+RELATION_TEMPERATURE = 0.0  # pairs take their most likely set once the scene is placed (README)
 DEFAULT_STEPS = 16   # sampling steps of the studio and the evaluation (README: quality vs steps)
 ATTRIBUTE_WORDS = {"colour": tuple(COLOURS), "size": SIZES, "material": MATERIALS}
 KINDS = ("tsg", "vsg")
@@ -176,10 +178,7 @@ class GraphDiffusion(nn.Module):
             torch.cat([stated, stated.transpose(1, 2)], -1))                                # (B, P, P, PW)
         h, e = run_graph_layers(self.layers, scene, objects, pairs, self.scene_pair, cond["valid"])
         h, e = self.norm(h), self.norm_pair(e)
-        logits = {f: self.heads[f](h[:, 1:]) for f in OBJECT_FIELDS}
-        logits["ground"] = self.heads["ground"](h[:, :1])
-        logits["relations"] = self.heads["relations"](e)
-        return logits
+        return token_logits(self.heads, h, e)
 
 
 def build(config: Config) -> GraphDiffusion:
@@ -221,13 +220,15 @@ def loss(model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict]:
 
 @torch.no_grad()
 def sample(model: GraphDiffusion, cond: dict[str, torch.Tensor], steps: int,
-           generator: torch.Generator | None = None, temperature: float = 1.0) -> dict[str, torch.Tensor]:
+           generator: torch.Generator | None = None, temperature: float = POSITION_TEMPERATURE,
+           relation_temperature: float = RELATION_TEMPERATURE) -> dict[str, torch.Tensor]:
     """Draw 3DSG tokens for a batch of padded conditions (``pad_condition``, batched).
 
     All tokens start masked. The first ``ceil(steps / 2)`` steps unmask the object and scene tokens
     (where things are), the rest the pair tokens (how they relate), so relations are read off a
     placed scene; pair tokens draw only ``allowed`` sets; the diagonal and padding hold the "no
-    relation" set. Returns {field: int64} shaped like the tokens.
+    relation" set. ``temperature`` scales the object and scene tokens' logits, ``relation_temperature``
+    the pairs' (0: the most likely set). Returns {field: int64} shaped like the tokens.
     """
     coding = model.config.coding
     maskable = real_tokens(cond)
@@ -241,8 +242,11 @@ def sample(model: GraphDiffusion, cond: dict[str, torch.Tensor], steps: int,
         for t, s in zip(times[:-1], times[1:]):
             logits = model(cond, tokens)
             for f in fields:
-                allowed = cond["allowed"] if f == "relations" else None
-                tokens[f] = unmask_step(tokens[f], logits[f], t, s, generator, allowed, temperature)
+                if f == "relations":
+                    tokens[f] = unmask_step(tokens[f], logits[f], t, s, generator, cond["allowed"],
+                                            relation_temperature)
+                else:
+                    tokens[f] = unmask_step(tokens[f], logits[f], t, s, generator, temperature=temperature)
     return tokens
 
 
@@ -275,8 +279,11 @@ def tokens_to_graphs(graphs: list[SceneGraph], tokens: dict[str, torch.Tensor], 
 
 
 def lift(model: GraphDiffusion, graphs: list[SceneGraph], steps: int,
-         generator: torch.Generator | None = None, temperature: float = 1.0) -> list[SceneGraph]:
+         generator: torch.Generator | None = None, temperature: float = POSITION_TEMPERATURE) -> list[SceneGraph]:
     """Input graphs (TSG or VSG) -> one sampled 3DSG each, batched in one diffusion run.
+
+    ``temperature`` scales the position and size predictions: 0 takes the most likely bins (the
+    samples of one graph then differ only by the order in which tokens are revealed), 1 draws them.
 
     Each output keeps its input's objects (ids, labels, attributes, boxes) and adds ``position`` and
     ``size`` (metres) and the full set of nine-predicate relations (``graph_tokens.tokens_to_3dsg``).

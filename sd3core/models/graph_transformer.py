@@ -64,3 +64,12 @@ def run_graph_layers(layers: nn.ModuleList, scene: torch.Tensor, objects: torch.
     for layer in layers:
         h, e = layer(h, e, keep)
     return h, e[:, 1:, 1:]
+
+
+def token_logits(heads: nn.ModuleDict, h: torch.Tensor, e: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-field linear ``heads`` over the final tokens h (B, 1 + P, W) and pairs e (B, P, P, PW):
+    object fields read the object tokens, "ground" the scene token, "relations" the pairs."""
+    logits = {f: head(h[:, 1:]) for f, head in heads.items() if f not in ("ground", "relations")}
+    logits["ground"] = heads["ground"](h[:, :1])
+    logits["relations"] = heads["relations"](e)
+    return logits
