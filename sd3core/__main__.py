@@ -68,14 +68,19 @@ def _eval_graph(args: argparse.Namespace) -> None:
     import json
 
     from .evaluate import GRAPH_SLICE_FIGURES, SLICE_SCENES, record_slice_checks
-    from .models.graph_diffusion import DEFAULT_STEPS, evaluate
+    from .models.graph_diffusion import DEFAULT_STEPS, POSITION_TEMPERATURE, evaluate
     from .pipeline import Engine
-    slice_run = (args.split, args.limit, args.steps, args.seed) == ("test", SLICE_SCENES, None, 0)
+    slice_run = (args.split, args.limit, args.steps, args.seed, args.temperature) == ("test", SLICE_SCENES, None, 0, None)
     if args.record_slice and not slice_run:
         raise ValueError(f"--record-slice: the slice is the first {SLICE_SCENES} test scenes at the default "
                          f"steps and seed 0; run with --split test --limit {SLICE_SCENES}")
-    report = evaluate(Engine().model("graph_diffusion"), args.data, args.split, args.limit,
-                      args.steps or DEFAULT_STEPS, args.seed, with_bound=not args.record_slice)
+    from .models import dgae
+    engine = Engine()
+    report = evaluate(engine.model("graph_diffusion"), args.data, args.split, args.limit,
+                      args.steps or DEFAULT_STEPS, args.seed, with_bound=not args.record_slice,
+                      temperature=POSITION_TEMPERATURE if args.temperature is None else args.temperature)
+    report.update({f"dgae_{k}": v for k, v in dgae.evaluate(engine.model("dgae"), args.data, args.split,
+                                                           args.limit).items()})
     print(json.dumps(report, indent=1))
     if args.record_slice:
         record_slice_checks(report, f"python -m sd3core eval graph --data data/world --split test "
@@ -152,12 +157,14 @@ def build_parser() -> argparse.ArgumentParser:
     perception.set_defaults(run=_eval_perception)
 
     graph = evaluate.add_parser("graph", help="3DSG lifting: triplet recall vs the raw input, "
-                                "stated relations kept, depth order, consistency")
+                                "stated relations kept, depth order, consistency; DGAE reconstruction")
     graph.add_argument("--data", default="data/world", help="directory of built world splits")
     graph.add_argument("--split", default="test", choices=("train", "val", "test"))
     graph.add_argument("--limit", type=int, default=1000, help="scenes evaluated")
     graph.add_argument("--steps", type=int, default=None, help="diffusion steps (default: the studio's)")
     graph.add_argument("--seed", type=int, default=0)
+    graph.add_argument("--temperature", type=float, default=None, help="position temperature "
+                       "(default: the studio's)")
     graph.add_argument("--record-slice", action="store_true", help="write the figures into the "
                        "checkpoint's manifest entry as the slice check the tests reproduce "
                        "(with --split test --limit 32; skips the TSG recall ceiling, which needs the train split)")

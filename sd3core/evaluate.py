@@ -25,9 +25,10 @@ SLICE_FIGURES = {
                     "detector_vsg_relation_recall"),
     "clip.pt": ("clip_i2t_recall_at_5", "clip_score_true", "clip_score_shuffled"),
 }
-GRAPH_SLICE_FIGURES = {  # the same for the graph diffusion's lift figures (``lift_metrics``)
+GRAPH_SLICE_FIGURES = {  # the same for the 3DSG models (``python -m sd3core eval graph``)
     "graph_diffusion.pt": ("tsg_triplet_recall", "vsg_triplet_recall", "stated_kept", "vsg_depth_order_acc",
                            "consistency"),
+    "dgae.pt": ("dgae_triplet_recall", "dgae_position_error_m"),
 }
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from sd3core.checkpoints import read_manifest
 from sd3core.evaluate import GRAPH_SLICE_FIGURES, SLICE_SCENES, perception_report
-from sd3core.models import graph_diffusion
+from sd3core.models import dgae, graph_diffusion
 from sd3core.pipeline import Engine
 from sd3core.world.build import build_split
 
@@ -15,7 +15,7 @@ SHIPPED = read_manifest()
 # dB; CLIP score points; shares to 0.01, those of sampled 3DSGs to 0.03 (sampling amplifies the last
 # bits that another CPU's kernels may round differently)
 TOLERANCE = {"vqvae_psnr_db": 0.05, "clip_score_true": 0.1, "clip_score_shuffled": 0.1,
-             **{k: 0.03 for k in GRAPH_SLICE_FIGURES["graph_diffusion.pt"]}}
+             **{k: 0.03 for k in GRAPH_SLICE_FIGURES["graph_diffusion.pt"]}, "dgae_position_error_m": 0.005}
 
 
 @pytest.fixture(scope="module")
@@ -27,24 +27,26 @@ def slice_world(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def slice_figures(slice_world):
-    """name -> the figures the shipped checkpoint gives on the slice (perception or lift, each
-    computed once)."""
+    """name -> the figures the shipped checkpoint gives on the slice (the perception report is
+    computed once for its three checkpoints)."""
     computed = {}
 
     def figures(name: str) -> dict:
         if name not in SHIPPED:
             pytest.skip(f"{name} is not shipped yet")
-        kind = "lift" if name == "graph_diffusion.pt" else "perception"
-        if kind not in computed:
-            engine = Engine(device="cpu")
-            computed[kind] = graph_diffusion.evaluate(engine.model("graph_diffusion"), str(slice_world), "test",
-                                                      SLICE_SCENES) if kind == "lift" else \
-                perception_report(engine, str(slice_world), "test", limit=SLICE_SCENES)
-        return computed[kind]
+        engine = Engine(device="cpu")
+        if name == "graph_diffusion.pt":
+            return graph_diffusion.evaluate(engine.model("graph_diffusion"), str(slice_world), "test", SLICE_SCENES)
+        if name == "dgae.pt":
+            return {f"dgae_{k}": v for k, v in dgae.evaluate(engine.model("dgae"), str(slice_world), "test",
+                                                            SLICE_SCENES).items()}
+        if "perception" not in computed:
+            computed["perception"] = perception_report(engine, str(slice_world), "test", limit=SLICE_SCENES)
+        return computed["perception"]
     return figures
 
 
-@pytest.mark.parametrize("name", ["vqvae.pt", "detector.pt", "clip.pt", "graph_diffusion.pt"])
+@pytest.mark.parametrize("name", ["vqvae.pt", "detector.pt", "clip.pt", "graph_diffusion.pt", "dgae.pt"])
 def test_shipped_checkpoint_reproduces_its_slice_figures(name, slice_figures):
     figures = slice_figures(name)
     for key, expected in SHIPPED[name]["slice_check"]["metrics"].items():

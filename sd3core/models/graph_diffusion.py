@@ -309,9 +309,10 @@ def load_data(data_dir: str, split: str, limit: int = 0, train_objects: int = Co
 
 @torch.no_grad()
 def evaluate(model: GraphDiffusion, data_dir: str, split: str, limit: int, steps: int = DEFAULT_STEPS,
-             seed: int = 0, with_bound: bool = False) -> dict:
+             seed: int = 0, with_bound: bool = False, temperature: float = POSITION_TEMPERATURE) -> dict:
     """``evaluate.lift_metrics`` on the first ``limit`` scenes of ``split``: each scene's first
-    caption's gold TSG and its detected VSG, lifted with ``steps`` steps from ``seed``. With
+    caption's gold TSG and its detected VSG, lifted with ``steps`` steps and position ``temperature``
+    from ``seed``. With
     ``with_bound``, also ``evaluate.tsg_recall_bound`` from the first ``BOUND_REFERENCE_SCENES``
     train scenes' TSGs (the train split must be built in ``data_dir``)."""
     from ..evaluate import lift_metrics, tsg_recall_bound
@@ -321,7 +322,7 @@ def evaluate(model: GraphDiffusion, data_dir: str, split: str, limit: int, steps
     generator = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
     lifted = []
     for start in range(0, len(examples), 256):
-        lifted += lift(model, [ex.graph for ex in examples[start:start + 256]], steps, generator)
+        lifted += lift(model, [ex.graph for ex in examples[start:start + 256]], steps, generator, temperature)
     report = lift_metrics(examples, lifted)
     if with_bound:
         tsg = lambda exs: [ex for ex in exs if ex.graph.kind == "tsg"]  # noqa: E731
