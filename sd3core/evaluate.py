@@ -288,16 +288,11 @@ def lift_metrics(examples: list, lifted: list[SceneGraph]) -> dict[str, float]:
 
 
 def _pair_requirements(example) -> dict[tuple[int, int], frozenset]:
-    """Gold-id pair -> the predicates a TSG example's relations require of it (stated ones and the
-    inverses of those stated for the reversed pair)."""
-    from .models.graph_diffusion import CONSTRAINT_INVERSE
+    """Gold-id pair -> the predicates a TSG example's relations require of it
+    (``graph_diffusion.required_predicates``, ends renamed to gold ids)."""
+    from .models.graph_diffusion import required_predicates
     ids = {o.id: g for o, g in zip(example.graph.objects, example.ids)}
-    need: dict[tuple[int, int], set] = {}
-    for s, p, o in _triples(example.graph, ids):
-        need.setdefault((s, o), set()).add(p)
-        if CONSTRAINT_INVERSE[p] is not None:
-            need.setdefault((o, s), set()).add(CONSTRAINT_INVERSE[p])
-    return {k: frozenset(v) for k, v in need.items()}
+    return {(ids[s], ids[o]): frozenset(need) for (s, o), need in required_predicates(example.graph).items()}
 
 
 def _pair_sets(example):

@@ -103,19 +103,26 @@ def condition(graph: SceneGraph, coding: GraphCoding, max_objects: int) -> dict[
             else torch.ones(n, n, coding.num_classes("relations"), dtype=torch.bool)}
 
 
-def _allowed_sets(graph: SceneGraph, index: dict[int, int], coding: GraphCoding) -> torch.Tensor:
-    """(N, N, R) bool: for each ordered pair the sets holding every stated predicate of the pair and
-    the inverse of every stated predicate of the reversed pair; ValueError when none does."""
-    n = len(index)
+def required_predicates(graph: SceneGraph) -> dict[tuple[int, int], dict[str, int]]:
+    """(subject id, object id) -> {predicate the pair must hold: index in ``graph.spatial_relations()``
+    of the relation that requires it}: each stated predicate, and the inverse of each predicate stated
+    for the reversed pair (``CONSTRAINT_INVERSE``)."""
     required: dict[tuple[int, int], dict[str, int]] = {}
     for k, r in enumerate(graph.spatial_relations()):
-        a, b = index[r.subject], index[r.object]
-        required.setdefault((a, b), {})[r.predicate] = k
+        required.setdefault((r.subject, r.object), {})[r.predicate] = k
         inverse = CONSTRAINT_INVERSE[r.predicate]
         if inverse is not None:
-            required.setdefault((b, a), {})[inverse] = k
+            required.setdefault((r.object, r.subject), {})[inverse] = k
+    return required
+
+
+def _allowed_sets(graph: SceneGraph, index: dict[int, int], coding: GraphCoding) -> torch.Tensor:
+    """(N, N, R) bool: for each ordered pair the sets holding all its ``required_predicates``;
+    ValueError when none does."""
+    n = len(index)
     allowed = torch.ones(n, n, coding.num_classes("relations"), dtype=torch.bool)
-    for (a, b), predicates in required.items():
+    for (subject, obj), predicates in required_predicates(graph).items():
+        a, b = index[subject], index[obj]
         allowed[a, b] = coding.sets_containing(predicates)
         if not allowed[a, b].any():
             rels = graph.spatial_relations()
@@ -225,8 +232,8 @@ def sample(model: GraphDiffusion, cond: dict[str, torch.Tensor], steps: int,
     """Draw 3DSG tokens for a batch of padded conditions (``pad_condition``, batched).
 
     All tokens start masked. The first ``ceil(steps / 2)`` steps unmask the object and scene tokens
-    (where things are), the rest the pair tokens (how they relate), so relations are read off a
-    placed scene; pair tokens draw only ``allowed`` sets; the diagonal and padding hold the "no
+    (where things are), the rest (at least one) the pair tokens (how they relate), so relations are
+    read off a placed scene; pair tokens draw only ``allowed`` sets; the diagonal and padding hold the "no
     relation" set. ``temperature`` scales the object and scene tokens' logits, ``relation_temperature``
     the pairs' (0: the most likely set). Returns {field: int64} shaped like the tokens.
     """
@@ -312,8 +319,7 @@ def evaluate(model: GraphDiffusion, data_dir: str, split: str, limit: int, steps
              seed: int = 0, with_bound: bool = False, temperature: float = POSITION_TEMPERATURE) -> dict:
     """``evaluate.lift_metrics`` on the first ``limit`` scenes of ``split``: each scene's first
     caption's gold TSG and its detected VSG, lifted with ``steps`` steps and position ``temperature``
-    from ``seed``. With
-    ``with_bound``, also ``evaluate.tsg_recall_bound`` from the first ``BOUND_REFERENCE_SCENES``
+    from ``seed``. With ``with_bound``, also ``evaluate.tsg_recall_bound`` from the first ``BOUND_REFERENCE_SCENES``
     train scenes' TSGs (the train split must be built in ``data_dir``)."""
     from ..evaluate import lift_metrics, tsg_recall_bound
     from ..lift_data import lift_examples
