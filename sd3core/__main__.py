@@ -88,6 +88,63 @@ def _eval_graph(args: argparse.Namespace) -> None:
         print("recorded the slice figures in checkpoints/manifest.json")
 
 
+def _generate(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from .images import save_png
+    from .pipeline import Engine
+    result = Engine().text_to_image(args.text, args.n, args.steps, args.guidance, args.seed)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "tsg.json").write_text(result["tsg"].to_json(indent=1))
+    (out / "graph3d.json").write_text(result["graph3d"].to_json(indent=1))
+    for k, image in enumerate(result["images"]):
+        save_png(image, out / f"sample-{k}.png")
+    print(f"wrote {len(result['images'])} images, tsg.json and graph3d.json to {out}")
+
+
+def _caption(args: argparse.Namespace) -> None:
+    import json
+
+    from .images import read_image
+    from .pipeline import MAX_IMAGE_PIXELS, Engine
+    result = Engine().image_to_text(read_image(args.image, MAX_IMAGE_PIXELS), args.n, args.steps, args.seed)
+    if args.json:
+        print(json.dumps({"captions": result["captions"], "vsg": result["vsg"].to_dict(),
+                          "graph3d": result["graph3d"].to_dict()}))
+    else:
+        print("\n".join(result["captions"]))
+
+
+def _eval_generation(args: argparse.Namespace) -> None:
+    import json
+
+    from .models import image_diffusion, text_diffusion
+    from .pipeline import Engine
+    engine = Engine()
+    report = {"st2i": image_diffusion.evaluate(engine.model("image_diffusion"), args.data, args.split, args.limit,
+                                               seed=args.seed),
+              "si2t": text_diffusion.evaluate(engine.model("text_diffusion"), args.data, args.split, args.limit,
+                                              seed=args.seed)}
+    print(json.dumps(report, indent=1))
+    print(generation_table(report))
+
+
+def generation_table(report: dict) -> str:
+    """The evaluation table of issue "ST2I and SI2T" as Markdown, from ``_eval_generation``'s report."""
+    st2i, si2t = report["st2i"], report["si2t"]
+    cell = lambda d, k: f"{d[k]:.3f}" if k in d else "–"  # noqa: E731
+    lines = ["| | spatial acc. | object recall | FD (CLIP) | CLIP score | BLEU-4 | CIDEr | SG-F1 | rel. correct |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for name, image_row, text_row in (("SD3 (full)", "full", "full"),
+                                      ("without 3DSG (text only / image only)", "text_only", "image_only"),
+                                      ("real renders / gold captions (ceiling)", "real", "gold")):
+        lines.append(f"| {name} | " + " | ".join(
+            [cell(st2i, f"{image_row}_{k}") for k in ("spatial_acc", "object_recall", "fd_clip", "clip_score")]
+            + [cell(si2t, f"{text_row}_{k}") for k in ("bleu4", "cider", "sg_f1", "relation_correct")]) + " |")
+    return "\n".join(lines)
+
+
 def _train(args: argparse.Namespace) -> None:
     from dataclasses import fields
 
@@ -178,6 +235,31 @@ def build_parser() -> argparse.ArgumentParser:
     lift.add_argument("--temperature", type=float, default=None,
                       help="0: most likely positions (the default); up to 2: more varied scenes")
     lift.set_defaults(run=_lift)
+
+    generation = evaluate.add_parser("generation", help="the ST2I / SI2T table: spatial accuracy, object "
+                                     "recall, FD, CLIP score; BLEU-4, CIDEr, SG-F1, relation correctness")
+    generation.add_argument("--data", default="data/world", help="directory of built world splits")
+    generation.add_argument("--split", default="test", choices=("train", "val", "test"))
+    generation.add_argument("--limit", type=int, default=1000, help="scenes evaluated")
+    generation.add_argument("--seed", type=int, default=0)
+    generation.set_defaults(run=_eval_generation)
+
+    generate = commands.add_parser("generate", help="a sentence -> its TSG, 3DSG and n images (ST2I)")
+    generate.add_argument("text", help="the sentence, e.g. \"a red cube left of a blue ball\"")
+    generate.add_argument("--n", type=int, default=4, help="images")
+    generate.add_argument("--out", required=True, help="directory for sample-K.png, tsg.json, graph3d.json")
+    generate.add_argument("--steps", type=int, default=None, help="diffusion steps (default: the studio's)")
+    generate.add_argument("--guidance", type=float, default=None, help="classifier-free guidance (default: the studio's)")
+    generate.add_argument("--seed", type=int, default=0)
+    generate.set_defaults(run=_generate)
+
+    caption = commands.add_parser("caption", help="an image file -> n captions, one a line (SI2T)")
+    caption.add_argument("image", help="PNG or JPEG file")
+    caption.add_argument("--n", type=int, default=1, help="captions")
+    caption.add_argument("--steps", type=int, default=None, help="diffusion steps (default: the studio's)")
+    caption.add_argument("--seed", type=int, default=0)
+    caption.add_argument("--json", action="store_true", help="one JSON line with the captions, VSG and 3DSG")
+    caption.set_defaults(run=_caption)
 
     _add_train_parser(commands)
     return parser

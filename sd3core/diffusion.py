@@ -88,3 +88,15 @@ def unmask_step(xt: torch.Tensor, logits: torch.Tensor, t: float, s: float,
     reveal = masked if s <= 0 else masked & (
         torch.rand(xt.shape, generator=generator, device=xt.device) < (t - s) / t)
     return torch.where(reveal, drawn, xt)
+
+
+def truncate(logits: torch.Tensor, keep: float) -> torch.Tensor:
+    """Keep each prediction's most likely classes up to ``keep`` of its probability mass (at least
+    the top one), the rest set to -inf (VQ-Diffusion's truncation; ``keep`` = 1: unchanged).
+    ``logits``: (..., K)."""
+    if keep >= 1:
+        return logits
+    probs, order = logits.softmax(-1).sort(-1, descending=True)
+    drop_sorted = probs.cumsum(-1) - probs > keep       # the mass before a class already exceeds keep
+    drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+    return logits.masked_fill(drop, float("-inf"))

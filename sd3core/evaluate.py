@@ -5,6 +5,7 @@ relation recall/precision, depth error and front/behind order.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -323,3 +324,104 @@ def tsg_recall_bound(reference: list, examples: list) -> float:
             guess = max(options, key=lambda s: sum(c * len(s & g) for g, c in options.items()))
             hit, total = hit + len(guess & gold), total + len(gold)
     return hit / total if total else float("nan")
+
+
+# --- generation: what a generated image shows of the graph it was made from ---
+
+def find_object(o, detections: Detections) -> int | None:
+    """Index of the best-scoring detection with ``o``'s shape and every colour/size/material word ``o``
+    states, or None."""
+    from .vocab import canonical_word
+    label = canonical_word(o.label)
+    said = _kinds(canonical_word(a) for a in o.attributes)
+    for i, d in enumerate(detections.graph.objects):
+        if d.label == label and said.items() <= _kinds(d.attributes).items():
+            return i
+    return None
+
+
+def relation_in_image(predicate: str, a: int, b: int, detections: Detections) -> bool:
+    """Whether detections ``a`` and ``b`` show ``a predicate b``: the 2D relations of their boxes
+    (``spatial.relations_2d``), depth for front/behind (a gap over DEPTH_ORDER_GAP metres), and box
+    containment (a's centre inside b's box) for "in"."""
+    from .spatial import relations_2d
+    objs = detections.graph.objects
+    if predicate in ("in front of", "behind"):
+        gap = detections.depth[a] - detections.depth[b]
+        return gap < -DEPTH_ORDER_GAP if predicate == "in front of" else gap > DEPTH_ORDER_GAP
+    if predicate == "in":
+        (x0, y0, x1, y1), (u0, v0, u1, v1) = objs[a].box, objs[b].box
+        return u0 <= (x0 + x1) / 2 <= u1 and v0 <= (y0 + y1) / 2 <= v1
+    return (0, predicate, 1) in relations_2d([replace(objs[a], id=0), replace(objs[b], id=1)])
+
+
+def faithfulness(graph: SceneGraph, detections: Detections) -> tuple[list[bool], list[bool]]:
+    """What an image made from ``graph`` shows of it, read by the detector: per object whether it is
+    found (``find_object``), per spatial relation whether it holds (both ends found and
+    ``relation_in_image``), in ``graph.spatial_relations()`` order."""
+    found = {o.id: find_object(o, detections) for o in graph.objects}
+    holds = [found[r.subject] is not None and found[r.object] is not None
+             and found[r.subject] != found[r.object]
+             and relation_in_image(r.predicate, found[r.subject], found[r.object], detections)
+             for r in graph.spatial_relations()]
+    return [found[o.id] is not None for o in graph.objects], holds
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Fréchet distance between Gaussians fitted to two (N, D) feature sets (FID's formula)."""
+    mu = a.mean(0) - b.mean(0)
+    sa, sb = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    root = np.sqrt(np.clip(np.linalg.eigvals(sa @ sb).real, 0, None)).sum()
+    return float(mu @ mu + np.trace(sa) + np.trace(sb) - 2 * root)
+
+
+# --- captions: what a generated caption states, against the gold 3DSG and reference captions ---
+
+def relation_correctness(tsg: SceneGraph, gold3d: SceneGraph) -> list[bool]:
+    """Per spatial relation a caption states (its parsed TSG), whether it holds in the gold 3DSG:
+    each end must name exactly one gold object (its shape and every stated word), and the gold
+    relations must join them with that predicate."""
+    from .vocab import canonical_word
+    ends = {}
+    for o in tsg.objects:
+        said = _kinds(canonical_word(a) for a in o.attributes)
+        fits = [g.id for g in gold3d.objects
+                if g.label == canonical_word(o.label) and said.items() <= _kinds(g.attributes).items()]
+        ends[o.id] = fits[0] if len(fits) == 1 else None
+    gold = _triples(gold3d)
+    return [ends[r.subject] is not None and ends[r.object] is not None
+            and (ends[r.subject], r.predicate, ends[r.object]) in gold for r in tsg.spatial_relations()]
+
+
+def label_triples(graph: SceneGraph) -> set[tuple[str, str, str]]:
+    """(canonical subject label, predicate, canonical object label) of each spatial relation."""
+    from .vocab import canonical_word
+    name = {o.id: canonical_word(o.label) for o in graph.objects}
+    return {(name[r.subject], r.predicate, name[r.object]) for r in graph.spatial_relations()}
+
+
+def scene_graph_f1(candidates: list[SceneGraph], references: list[list[SceneGraph]]) -> float:
+    """SPICE-style F1 of label triples: each candidate's against the union of its references'."""
+    hit = n_cand = n_ref = 0
+    for c, refs in zip(candidates, references):
+        mine, theirs = label_triples(c), set().union(*map(label_triples, refs))
+        hit, n_cand, n_ref = hit + len(mine & theirs), n_cand + len(mine), n_ref + len(theirs)
+    precision, recall = hit / max(n_cand, 1), hit / max(n_ref, 1)
+    return 2 * precision * recall / max(precision + recall, 1e-9)
+
+
+def caption_scores(candidates: list[str], references: list[list[str]]) -> dict[str, float]:
+    """BLEU-4 and CIDEr (pycocoevalcap) of candidates against their references, both lower-cased and
+    split into words and punctuation marks."""
+    import contextlib
+    import io
+    import re
+
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+    words = lambda t: " ".join(re.findall(r"[a-z]+|[.,]", t.lower())) or "."  # noqa: E731
+    cand = {i: [words(c)] for i, c in enumerate(candidates)}
+    refs = {i: [words(r) for r in rs] for i, rs in enumerate(references)}
+    with contextlib.redirect_stdout(io.StringIO()):  # Bleu prints its n-gram counts
+        bleu = Bleu(4).compute_score(refs, cand)[0][3]
+    return {"bleu4": float(bleu), "cider": float(Cider().compute_score(refs, cand)[0])}

@@ -99,3 +99,17 @@ def lift_examples(data_dir: str | Path, split: str, limit: int = 0,
         vsg, ids = matched_vsg(detected, SceneGraph.from_dict(record["vsg"]))
         examples.append(LiftExample(vsg, gold, ids))
     return examples
+
+
+def caption_3dsg(tsg: SceneGraph, gold: SceneGraph, ids: dict[int, int]) -> SceneGraph:
+    """The 3DSG a caption describes: the TSG's objects (its ids, labels and attribute words) placed
+    where their gold objects are (``ids``: TSG id -> gold id, as ``align_tsg`` gives), with every
+    gold relation among them. What lifting that TSG should produce, and what the image diffusion is
+    trained on."""
+    by_id = {o.id: o for o in gold.objects}
+    back = {g: t for t, g in ids.items()}
+    objects = [SGObject(o.id, o.label, o.attributes, None, by_id[ids[o.id]].position, by_id[ids[o.id]].size)
+               for o in tsg.objects]
+    relations = [SGRelation(back[r.subject], r.predicate, back[r.object], r.phrase)
+                 for r in gold.relations if r.subject in back and r.object in back]
+    return SceneGraph("3dsg", objects, relations)

@@ -68,6 +68,10 @@ class Engine:
             self._models[stage] = model.to(self.device).eval()
         return self._models[stage]
 
+    def set_model(self, stage: str, model: torch.nn.Module) -> None:
+        """Use ``model`` for ``stage`` instead of the shipped checkpoint (evaluation during training)."""
+        self._models[stage] = model.to(self.device).eval()
+
     def _autocast(self):
         return torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else nullcontext()
 
@@ -142,11 +146,112 @@ class Engine:
         if not isinstance(graph, SceneGraph):
             raise ValueError(f"graph: got {type(graph).__name__}, expected a SceneGraph "
                              "(SceneGraph.from_dict / from_json read the JSON format)")
-        if not 1 <= n <= MAX_SAMPLES:
-            raise ValueError(f"n: got {n}, expected 1 to {MAX_SAMPLES} samples")
+        _check_samples(n)
         if not 1 <= steps <= 1000:
             raise ValueError(f"steps: got {steps}, expected 1 to 1000")
         model = self.model("graph_diffusion")
         generator = torch.Generator(device=self.device).manual_seed(seed)
         with torch.inference_mode():
             return lift(model, [graph] * n, steps, generator, temperature)
+
+    def generate_images(self, graphs3d: list[SceneGraph], texts: list[str | None], steps: int | None = None,
+                        guidance: float | None = None, seed: int = 0, use_graph: bool = True,
+                        on_step=None) -> list[np.ndarray]:
+        """One image per (3DSG, caption) pair, drawn in one batch by the image diffusion from ``seed``.
+
+        A caption of None (or "") leaves the text out; ``use_graph=False`` leaves the 3DSG out (the
+        "without 3DSG" ablation). Every object of a 3DSG needs position and size (``lift_to_3d``
+        gives them). Returns (S, S, 3) uint8 images; raises ValueError for a bad graph or setting.
+        """
+        from .models.clip import encode_texts
+        from .models.dgae import graph_features
+        from .models.image_diffusion import DEFAULT_GUIDANCE, DEFAULT_STEPS, sample
+        steps = DEFAULT_STEPS if steps is None else steps
+        guidance = DEFAULT_GUIDANCE if guidance is None else guidance
+        if len(texts) != len(graphs3d):
+            raise ValueError(f"texts: got {len(texts)} captions for {len(graphs3d)} graphs, expected one each")
+        if not 1 <= steps <= 1000:
+            raise ValueError(f"steps: got {steps}, expected 1 to 1000")
+        if not 0 <= guidance <= 20:
+            raise ValueError(f"guidance: got {guidance}, expected 0 to 20")
+        for g in graphs3d:
+            _check_3dsg(g)
+        model = self.model("image_diffusion")
+        generator = torch.Generator(device=self.device).manual_seed(seed)
+        with torch.inference_mode(), self._autocast():
+            cond = graph_features(self.model("dgae"), graphs3d)
+            said = torch.tensor([bool(t) for t in texts], device=self.device)
+            text = encode_texts(self.model("clip"), [t or "" for t in texts]).float()
+            cond.update(text=text, use_text=said, use_graph=torch.full_like(said, use_graph))
+            tokens = sample(model, cond, steps, generator, guidance, on_step=on_step)
+        return self.detokenize(tokens.cpu())
+
+    def generate_image(self, graph3d: SceneGraph, text: str | None = None, n: int = 1, steps: int | None = None,
+                       guidance: float | None = None, seed: int = 0, on_step=None) -> list[np.ndarray]:
+        """3DSG (+ optional caption) -> ``n`` images (``generate_images``)."""
+        _check_samples(n)
+        return self.generate_images([graph3d] * n, [text] * n, steps, guidance, seed, on_step=on_step)
+
+    def text_to_image(self, text: str, n: int = 1, steps: int | None = None, guidance: float | None = None,
+                      seed: int = 0, on_step=None) -> dict:
+        """ST2I end to end: text -> TSG -> 3DSG -> ``n`` images. Returns {"tsg", "graph3d", "images"}."""
+        _check_samples(n)
+        tsg = self.parse(text)
+        if not tsg.objects:
+            raise ValueError("text: no object found in the sentence to draw")
+        graph3d = self.lift_to_3d(tsg, seed=seed)
+        return {"tsg": tsg, "graph3d": graph3d,
+                "images": self.generate_image(graph3d, text, n, steps, guidance, seed, on_step)}
+
+    def generate_captions(self, graphs3d: list[SceneGraph], images: list[np.ndarray], steps: int | None = None,
+                          seed: int = 0, use_graph: bool = True) -> list[str]:
+        """One caption per (3DSG, image) pair, drawn in one batch by the text diffusion from ``seed``.
+
+        ``use_graph=False`` leaves the 3DSG out (the "image only" ablation). Every object of a 3DSG
+        needs position and size. Raises ValueError for a bad graph, image or setting.
+        """
+        from .models.dgae import graph_features
+        from .models.text_diffusion import DEFAULT_STEPS, sample
+        steps = DEFAULT_STEPS if steps is None else steps
+        if len(images) != len(graphs3d):
+            raise ValueError(f"images: got {len(images)} images for {len(graphs3d)} graphs, expected one each")
+        if not 1 <= steps <= 1000:
+            raise ValueError(f"steps: got {steps}, expected 1 to 1000")
+        for g in graphs3d:
+            _check_3dsg(g)
+        tokens = self.tokenize(images).flatten(1).to(self.device)
+        generator = torch.Generator(device=self.device).manual_seed(seed)
+        with torch.inference_mode(), self._autocast():
+            cond = graph_features(self.model("dgae"), graphs3d)
+            cond.update(image=tokens, use_graph=torch.full((len(images),), use_graph, device=self.device))
+            return sample(self.model("text_diffusion"), cond, steps, generator)
+
+    def generate_caption(self, graph3d: SceneGraph, image: np.ndarray | None = None, n: int = 1,
+                         steps: int | None = None, seed: int = 0) -> list[str]:
+        """3DSG (+ the image it describes) -> ``n`` captions. Without an image, one is drawn from the
+        3DSG first (``generate_image``), so an edited 3DSG can be captioned on its own."""
+        _check_samples(n)
+        if image is None:
+            image = self.generate_image(graph3d, None, 1, seed=seed)[0]
+        return self.generate_captions([graph3d] * n, [image] * n, steps, seed)
+
+    def image_to_text(self, image: np.ndarray, n: int = 1, steps: int | None = None, seed: int = 0) -> dict:
+        """SI2T end to end: image -> VSG -> 3DSG -> ``n`` captions. Returns {"vsg", "graph3d", "captions"}."""
+        _check_samples(n)
+        vsg = self.detect([image])[0].graph
+        graph3d = self.lift_to_3d(vsg, seed=seed)
+        return {"vsg": vsg, "graph3d": graph3d, "captions": self.generate_caption(graph3d, image, n, steps, seed)}
+
+
+def _check_samples(n: int) -> None:
+    if not 1 <= n <= MAX_SAMPLES:
+        raise ValueError(f"n: got {n}, expected 1 to {MAX_SAMPLES} samples")
+
+
+def _check_3dsg(graph: SceneGraph) -> None:
+    """Raise ValueError unless ``graph`` is a SceneGraph whose objects all have position and size."""
+    if not isinstance(graph, SceneGraph):
+        raise ValueError(f"graph: got {type(graph).__name__}, expected a SceneGraph")
+    for i, o in enumerate(graph.objects):
+        if o.position is None or o.size is None:
+            raise ValueError(f"objects[{i}] ({o.label}): no position/size; lift the graph to 3D first")

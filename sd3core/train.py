@@ -36,7 +36,7 @@ from tqdm import tqdm
 from .checkpoints import CHECKPOINT_DIR, record_checkpoint, save_checkpoint
 from .world.build import SPLIT_SEEDS
 
-STAGES = ("vqvae", "detector", "clip", "dgae", "graph_diffusion")
+STAGES = ("vqvae", "detector", "clip", "dgae", "graph_diffusion", "image_diffusion", "text_diffusion")
 
 
 @dataclass

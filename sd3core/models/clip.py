@@ -53,10 +53,9 @@ def _bpe() -> open_clip.tokenizer.SimpleTokenizer:
     return open_clip.tokenizer.SimpleTokenizer()
 
 
-def world_vocabulary() -> tuple[str, ...]:
-    """The BPE tokens (open_clip ``SimpleTokenizer`` strings, e.g. "cube</w>") of every word the
-    world's caption writer can use: vocabulary words and synonyms, predicate wordings, sentence
-    templates, articles and punctuation; sorted."""
+def caption_writer_texts() -> list[str]:
+    """Every wording the world's caption writer can use (``world.describe``), placeholders blanked:
+    vocabulary words and synonyms, predicate wordings, sentence templates, articles, punctuation."""
     from .. import vocab
     from ..world import describe
     texts = [*vocab.PREDICATES, *vocab.SHAPES, *vocab.COLOURS, *vocab.SIZES, *vocab.MATERIALS,
@@ -64,8 +63,14 @@ def world_vocabulary() -> tuple[str, ...]:
              *[w for kinds in describe.PHRASES.values() for words in kinds.values() for w in words],
              *[t.text for t in describe.TEMPLATES], *describe.ALONE_TEMPLATES, *describe.CONNECTORS,
              "a an the it . ,"]
+    return [re.sub(r"\{[^}]*\}", " ", text) for text in texts]
+
+
+def world_vocabulary() -> tuple[str, ...]:
+    """The BPE tokens (open_clip ``SimpleTokenizer`` strings, e.g. "cube</w>") of every word the
+    world's caption writer can use (``caption_writer_texts``); sorted."""
     bpe = _bpe()
-    ids = {i for text in texts for i in bpe.encode(re.sub(r"\{[^}]*\}", " ", text))}
+    ids = {i for text in caption_writer_texts() for i in bpe.encode(text)}
     return tuple(sorted(bpe.decoder[i] for i in ids))
 
 

@@ -10,9 +10,10 @@ attend to as "the 3DSG".
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..graph import SceneGraph
@@ -139,6 +140,39 @@ def reconstruct(model: DGAE, graphs: list[SceneGraph]) -> list[SceneGraph]:
     tokens = [pad_tokens(graph_to_tokens(g, [o.id for o in g.objects], coding), size) for g in graphs]
     clean = {k: torch.stack([t[k] for t in tokens]).to(device) for k in tokens[0]}
     return tokens_to_graphs(graphs, {f: v.argmax(-1) for f, v in model(cond, clean).items()}, coding)
+
+
+GEOMETRY_RANGES = ((-2.5, 5.0), (-2.0, 4.0), (2.5, 7.0), (0.0, 2.0), (0.0, 2.0), (0.0, 2.0))  # (low, span) of x, y, z, w, h, d (m)
+
+
+@torch.no_grad()
+def graph_features(model: DGAE, graphs: list[SceneGraph]) -> dict[str, torch.Tensor]:
+    """3DSGs (every object with position and size; boxes are ignored) -> what the image and text
+    diffusions attend to as "the 3DSG", padded to the largest graph (P objects):
+
+    "graph": (B, 1 + P, W) the DGAE features (``DGAE.features`` of the graph's codes), position 0
+    the scene; "graph_valid": (B, 1 + P) bool, False for padding; "geometry": (B, P, 6) each
+    object's position and size (x, y, z, width, height, depth) scaled by ``GEOMETRY_RANGES`` to
+    about 0-1, zeros for padding. A graph without objects has only its scene token.
+    """
+    coding = model.config.coding
+    device = next(model.parameters()).device
+    graphs = [SceneGraph("3dsg", [replace(o, box=None) for o in g.objects], g.relations) for g in graphs]
+    cond = batch_conditions(graphs, coding, model.config.max_objects, device)
+    size = cond["valid"].shape[1]
+    tokens = [pad_tokens(graph_to_tokens(g, [o.id for o in g.objects], coding), size) if g.objects
+              else {f: torch.zeros((size, size) if f == "relations" else (1 if f == "ground" else size),
+                                   dtype=torch.long) for f in (*OBJECT_FIELDS, "ground", "relations")}
+              for g in graphs]
+    clean = {k: torch.stack([t[k] for t in tokens]).to(device) for k in tokens[0]}
+    h, _ = model.features(cond, model.encode(cond, clean))
+    low, span = torch.tensor(GEOMETRY_RANGES, device=device).T
+    geometry = torch.zeros(len(graphs), size, 6, device=device)
+    for b, g in enumerate(graphs):
+        if g.objects:
+            values = torch.tensor([[*o.position, *o.size] for o in g.objects], device=device)
+            geometry[b, :len(g.objects)] = (values - low) / span
+    return {"graph": h, "graph_valid": F.pad(cond["valid"], (1, 0), value=True), "geometry": geometry}
 
 
 @torch.no_grad()

@@ -1,0 +1,208 @@
+"""Image diffusion (ST2I): VQ image tokens from a caption and its 3DSG, by absorbing-state diffusion.
+
+The state is the (grid x grid) VQ-VAE token map of an image (``vqvae``), flattened row by row; all
+tokens start masked and ``diffusion.unmask_step`` reveals them a few at a time (VQ-Diffusion with
+the mask-only transition). The network sees, in one sequence, as in-context conditioning:
+
+- the caption: the project's CLIP text embedding (``clip.encode_texts``), one token;
+- the 3DSG: the DGAE features (``dgae.graph_features``: a scene token and one token per object),
+  each object token plus sinusoidal features of its position and size, so that where the 3DSG puts
+  an object is easy to read;
+- the image tokens, each with a learned embedding of its grid cell.
+
+Training drops the caption, the 3DSG or both at random (``DROP_*``) so that one network serves the
+full model, the "without 3DSG" ablation (the 3DSG dropped) and the unconditional prediction that
+classifier-free guidance needs. Sampling mixes them as ``uncond + guidance * (cond - uncond)`` and
+truncates each prediction to its most likely tokens (VQ-Diffusion's truncation, ``truncate``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..diffusion import mask_noise, masked_cross_entropy, sampling_times, truncate, unmask_step
+from .conditioning import GEOMETRY_FEATURES, graph_tokens, transformer
+
+DROP_BOTH, DROP_TEXT, DROP_GRAPH = 0.1, 0.1, 0.1   # training: share of samples without caption/3DSG/either
+DEFAULT_STEPS = 16          # sampling steps of the studio and the evaluation
+DEFAULT_GUIDANCE = 3.0      # classifier-free guidance scale (1: none)
+DEFAULT_TRUNCATION = 0.9    # probability mass kept of each prediction (1: all)
+
+
+@dataclass
+class Config:
+    width: int = 256
+    layers: int = 6
+    heads: int = 8
+    grid: int = 8                  # tokens per side (the VQ-VAE's)
+    codebook: int = 1000           # VQ-VAE codes
+    text_width: int = 128          # CLIP embedding width
+    graph_width: int = 128         # DGAE feature width
+
+
+class ImageDiffusion(nn.Module):
+    """p(image tokens | masked tokens, caption, 3DSG)."""
+
+    def __init__(self, config: Config):
+        super().__init__()
+        self.config = config
+        w = config.width
+        self.token = nn.Embedding(config.codebook + 1, w)                 # + the mask
+        self.cell = nn.Parameter(torch.randn(config.grid * config.grid, w) * 0.02)
+        self.from_text = nn.Linear(config.text_width, w)
+        self.from_graph = nn.Linear(config.graph_width, w)
+        self.from_geometry = nn.Linear(GEOMETRY_FEATURES, w)
+        self.null_text, self.null_graph = nn.Parameter(torch.zeros(w)), nn.Parameter(torch.zeros(w))
+        self.part = nn.Parameter(torch.randn(3, w) * 0.02)                 # caption, 3DSG, image
+        self.blocks = transformer(w, config.heads, config.layers)
+        self.norm = nn.LayerNorm(w)
+        self.head = nn.Linear(w, config.codebook)
+
+    def forward(self, tokens: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
+        """tokens: (B, grid**2) int64 (mask = codebook); cond: "text" (B, Dt), "graph" (B, 1 + P, Dg),
+        "graph_valid" (B, 1 + P) bool, "geometry" (B, P, 6), "use_text" / "use_graph" (B,) bool.
+        Returns (B, grid**2, codebook) logits of the clean tokens."""
+        use_text = cond["use_text"][:, None]
+        text = torch.where(use_text, self.from_text(cond["text"]), self.null_text)[:, None]
+        graph, graph_keep = graph_tokens(self.from_graph, self.from_geometry, self.null_graph, cond)
+        image = self.token(tokens) + self.cell
+        h = torch.cat([text + self.part[0], graph + self.part[1], image + self.part[2]], 1)
+        keep = torch.cat([torch.ones_like(use_text), graph_keep, torch.ones_like(tokens, dtype=torch.bool)], 1)
+        h = self.blocks(h, src_key_padding_mask=~keep)
+        return self.head(self.norm(h[:, -tokens.shape[1]:]))
+
+
+def build(config: Config) -> ImageDiffusion:
+    return ImageDiffusion(config)
+
+
+def loss(model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict]:
+    """Masked-diffusion loss: one time t ~ U(0, 1) per image, each token masked with probability t,
+    cross-entropy of the clean tokens at the masked places, averaged over them; caption and 3DSG
+    dropped at random (``DROP_*``). Logs the accuracy on masked tokens."""
+    net = model.module if hasattr(model, "module") else model
+    clean = batch["tokens"]
+    b = clean.shape[0]
+    k = net.config.codebook
+    draw = torch.rand(b, device=clean.device)
+    cond = {**batch["cond"], "use_text": ~((draw < DROP_BOTH) | ((draw >= DROP_BOTH) & (draw < DROP_BOTH + DROP_TEXT))),
+            "use_graph": ~((draw < DROP_BOTH) | (draw >= 1 - DROP_GRAPH))}
+    noisy = mask_noise(clean, k, torch.rand(b, device=clean.device))
+    logits = model(noisy, cond)
+    ce, n = masked_cross_entropy(logits, clean, noisy, k)
+    hit = ((logits.argmax(-1) == clean) & (noisy == k)).sum()
+    return ce / n.clamp_min(1), {"acc": float(hit / n.clamp_min(1))}
+
+
+@torch.no_grad()
+def sample(model: ImageDiffusion, cond: dict[str, torch.Tensor], steps: int = DEFAULT_STEPS,
+           generator: torch.Generator | None = None, guidance: float = DEFAULT_GUIDANCE,
+           truncation: float = DEFAULT_TRUNCATION, on_step=None) -> torch.Tensor:
+    """Draw (B, grid, grid) VQ tokens for a batch of conditions (as ``forward`` takes them).
+
+    ``guidance`` > 1 mixes in the prediction without caption and 3DSG (one batched forward of both);
+    ``truncation`` keeps that much probability mass of each prediction. ``on_step(k, steps)`` is
+    called after each step (progress bars).
+    """
+    g = model.config.grid
+    b = cond["graph"].shape[0]
+    device = cond["graph"].device
+    tokens = torch.full((b, g * g), model.config.codebook, dtype=torch.long, device=device)
+    times = sampling_times(steps)
+    if guidance != 1:
+        off = torch.zeros(b, dtype=torch.bool, device=device)
+        both = {k: torch.cat([v, v]) for k, v in cond.items()}
+        both["use_text"] = torch.cat([cond["use_text"], off])
+        both["use_graph"] = torch.cat([cond["use_graph"], off])
+    for step, (t, s) in enumerate(zip(times[:-1], times[1:])):
+        if guidance != 1:
+            full, bare = model(torch.cat([tokens, tokens]), both).float().log_softmax(-1).chunk(2)
+            logits = bare + guidance * (full - bare)
+        else:
+            logits = model(tokens, cond).float()
+        tokens = unmask_step(tokens, truncate(logits, truncation), t, s, generator)
+        if on_step is not None:
+            on_step(step + 1, steps)
+    return tokens.view(b, g, g)
+
+
+class Examples(torch.utils.data.Dataset):
+    """Aligned captions as {"tokens": (grid**2,) int64 of their scene's image, "cond": {"text",
+    "graph", "graph_valid", "geometry"}} (``generation_data.caption_examples``)."""
+
+    def __init__(self, tokens: torch.Tensor, captions: dict):
+        self.tokens, self.captions = tokens, captions
+
+    def __len__(self) -> int:
+        return len(self.captions["scene"])
+
+    def __getitem__(self, i: int) -> dict:
+        c = self.captions
+        return {"tokens": self.tokens[c["scene"][i]].long().flatten(),
+                "cond": {"text": c["text"][i].float(), "graph": c["graph"][i].float(),
+                         "graph_valid": c["graph_valid"][i], "geometry": c["geometry"][i].float()}}
+
+
+def load_data(data_dir: str, split: str, limit: int = 0) -> Examples:
+    """Every aligned caption of the first ``limit`` scenes (0: all) of ``split`` with its image's tokens."""
+    from ..generation_data import caption_examples, image_tokens, split_size
+    n = limit or split_size(data_dir, split)
+    return Examples(image_tokens(data_dir, split, n), caption_examples(data_dir, split, n))
+
+
+@torch.no_grad()
+def evaluate(model: ImageDiffusion, data_dir: str, split: str, limit: int, steps: int = DEFAULT_STEPS,
+             guidance: float = DEFAULT_GUIDANCE, seed: int = 0, batch: int = 50) -> dict:
+    """ST2I on the first ``limit`` scenes of ``split``, each scene's first caption: its gold TSG is
+    lifted to a 3DSG (the shipped graph diffusion), an image is drawn from caption + 3DSG (and from
+    the caption alone, the "without 3DSG" row), and the detector reads each image
+    (``evaluate.faithfulness``). The real render is read the same way (the ceiling).
+
+    Returns per row (``full``, ``text_only``, ``real``): ``spatial_acc`` (stated relations that
+    hold), ``object_recall`` (named objects found with their stated words), ``clip_score`` (with the
+    caption), and ``fd_clip`` (Fréchet distance of CLIP image features to the real renders').
+    """
+    import numpy as np
+
+    from ..evaluate import faithfulness, frechet_distance
+    from ..graph import SceneGraph
+    from ..models.clip import encode_images, input_size
+    from ..models.graph_diffusion import lift
+    from ..pipeline import Engine
+    from ..world.build import load_split
+    engine = Engine()
+    engine.set_model("image_diffusion", model)
+    arrays, records = load_split(data_dir, split, ("rgb",))
+    records, real = records[:limit], list(arrays["rgb"][:limit])
+    texts = [r["captions"][0]["text"] for r in records]
+    tsgs = [SceneGraph.from_dict(r["captions"][0]["tsg"]) for r in records]
+    generator = torch.Generator(device=engine.device).manual_seed(seed)
+    graphs = []
+    for i in range(0, len(tsgs), 256):
+        graphs += lift(engine.model("graph_diffusion"), tsgs[i:i + 256], 16, generator)
+    rows = {"real": real, "full": [], "text_only": []}
+    for i in range(0, len(texts), batch):
+        for row, use_graph in (("full", True), ("text_only", False)):
+            rows[row] += engine.generate_images(graphs[i:i + batch], texts[i:i + batch], steps, guidance,
+                                                seed + i, use_graph)
+    clip = engine.model("clip")
+    report = {}
+    features = {}
+    for row, images in rows.items():
+        detections = [d for i in range(0, len(images), 100) for d in engine.detect(images[i:i + 100])]
+        found, held = [], []
+        for tsg, det in zip(tsgs, detections):
+            f, h = faithfulness(tsg, det)
+            found += f
+            held += h
+        scores = [s for i in range(0, len(images), 100)
+                  for s in engine.clip_score(images[i:i + 100], texts[i:i + 100])]
+        batch_images = engine._batch(images, input_size(clip))
+        features[row] = encode_images(clip, batch_images).float().cpu().numpy()
+        report.update({f"{row}_spatial_acc": float(np.mean(held)), f"{row}_object_recall": float(np.mean(found)),
+                       f"{row}_clip_score": float(np.mean(scores))})
+    for row in rows:
+        report[f"{row}_fd_clip"] = frechet_distance(features[row], features["real"])
+    return {k: round(v, 4) for k, v in report.items()}

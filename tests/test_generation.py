@@ -1,0 +1,114 @@
+"""The image and text diffusions (ST2I, SI2T): their data, training, the Engine's arrows with bad
+input refused, and the metrics of generated images and captions."""
+import numpy as np
+import pytest
+import torch
+
+from conftest import fit_steps
+from sd3core.diffusion import truncate
+from sd3core.evaluate import (caption_scores, faithfulness, frechet_distance, relation_correctness,
+                              scene_graph_f1)
+from sd3core.graph import SceneGraph, SGObject, SGRelation
+from sd3core.models import image_diffusion, text_diffusion
+from sd3core.models.detector import make_detections
+from sd3core.pipeline import Engine
+from sd3core.world.build import read_split
+
+
+def test_truncate_keeps_the_most_likely_classes_up_to_the_mass():
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    kept = truncate(logits, 0.7).isfinite()
+    assert kept.tolist() == [[True, True, False, False]]
+    assert truncate(logits, 0.1).isfinite().tolist() == [[True, False, False, False]]  # the top one stays
+    assert torch.equal(truncate(logits, 1.0), logits)
+
+
+def test_captions_round_trip_through_word_ids():
+    words = text_diffusion.caption_words()
+    text = "A small red cube sits to the left of the sphere. It is behind a cone."
+    ids = text_diffusion.encode_caption(text, words, 40)
+    assert ids.shape == (40,) and text_diffusion.decode_caption(ids, words) == text
+    unknown = text_diffusion.encode_caption("a zebra", words, 4)
+    assert words[unknown[1]] == "<unk>" and text_diffusion.decode_caption(unknown, words) == "A"
+
+
+@pytest.mark.parametrize("stage", [image_diffusion, text_diffusion])
+def test_training_steps_lower_the_loss(stage, tiny_world):
+    data = stage.load_data(str(tiny_world), "train", 0)
+    assert len(data) >= 8
+    batch = torch.utils.data.default_collate([data[i] for i in range(min(16, len(data)))])
+    torch.manual_seed(0)
+    config = stage.Config(width=32, layers=1, heads=2)
+    losses, logs = fit_steps(stage, stage.build(config), batch, steps=40, lr=3e-3)
+    assert losses[-1] < 0.7 * losses[0] and "acc" in logs
+
+
+def _graph3d():
+    return SceneGraph("3dsg", [SGObject(0, "cube", ("red",), position=(-0.8, -0.5, 5.0), size=(0.8, 0.8, 0.8)),
+                               SGObject(1, "sphere", ("blue",), position=(0.8, -0.5, 5.0), size=(0.8, 0.8, 0.8))],
+                      [SGRelation(0, "to the left of", 1), SGRelation(1, "to the right of", 0)])
+
+
+def test_engine_generates_images_and_captions(tiny_checkpoints, tiny_world):
+    engine = Engine(tiny_checkpoints, device="cpu")
+    graph = _graph3d()
+    images = engine.generate_image(graph, "a red cube to the left of a blue sphere", n=2, steps=2, seed=3)
+    assert len(images) == 2 and images[0].shape == (64, 64, 3) and images[0].dtype == np.uint8
+    again = engine.generate_image(graph, "a red cube to the left of a blue sphere", n=2, steps=2, seed=3)
+    assert all(np.array_equal(a, b) for a, b in zip(images, again))  # same seed, same images
+    assert len(engine.generate_image(graph, None, steps=2)) == 1      # no caption: the 3DSG alone
+    result = engine.text_to_image("A red cube is left of a blue ball.", n=1, steps=2)
+    assert result["tsg"].kind == "tsg" and result["graph3d"].kind == "3dsg" and len(result["images"]) == 1
+    render = next(read_split(tiny_world, "test"))["rgb"]
+    si2t = engine.image_to_text(render, n=2, steps=2)
+    assert si2t["vsg"].kind == "vsg" and all(isinstance(c, str) for c in si2t["captions"])
+    assert len(engine.generate_caption(graph, None, steps=2)) == 1   # no image: one is drawn first
+
+
+def test_engine_refuses_bad_generation_requests(tiny_checkpoints):
+    engine = Engine(tiny_checkpoints, device="cpu")
+    flat = SceneGraph("tsg", [SGObject(0, "cube")])
+    with pytest.raises(ValueError, match=r"objects\[0\] \(cube\): no position"):
+        engine.generate_image(flat)
+    with pytest.raises(ValueError, match="n: got 17"):
+        engine.generate_image(_graph3d(), n=17)
+    with pytest.raises(ValueError, match="guidance: got -1"):
+        engine.generate_image(_graph3d(), guidance=-1)
+    with pytest.raises(ValueError, match="not a shape"):
+        engine.generate_image(SceneGraph("3dsg", [SGObject(0, "unicorn", position=(0, 0, 5), size=(1, 1, 1))]))
+    with pytest.raises(ValueError, match="no object"):
+        engine.text_to_image("   ")
+    with pytest.raises(ValueError, match="got 2 images for 1 graphs"):
+        engine.generate_captions([_graph3d()], [np.zeros((8, 8, 3), np.uint8)] * 2)
+
+
+def test_faithfulness_reads_relations_from_detections():
+    graph = SceneGraph("tsg", [SGObject(0, "cube", ("red",)), SGObject(1, "sphere"), SGObject(2, "cone")],
+                       [SGRelation(0, "to the left of", 1), SGRelation(0, "behind", 1), SGRelation(1, "on", 2),
+                        SGRelation(0, "holding", 1)])
+    found = make_detections([SGObject(0, "sphere", ("blue",), (0.6, 0.4, 0.8, 0.6)),
+                             SGObject(1, "cube", ("red", "large"), (0.1, 0.4, 0.3, 0.6))],
+                            depth=[5.0, 6.0], scores=[0.9, 0.8])
+    objects, relations = faithfulness(graph, found)
+    assert objects == [True, True, False]             # no cone was detected
+    assert relations == [True, True, False]           # left ✓, behind ✓ (1 m deeper), on ✗ (no cone)
+    wrong_colour = SceneGraph("tsg", [SGObject(0, "cube", ("blue",))])
+    assert faithfulness(wrong_colour, found)[0] == [False]
+
+
+def test_caption_metrics():
+    gold = _graph3d()
+    said = SceneGraph("tsg", [SGObject(0, "ball"), SGObject(1, "cube", ("red",))],
+                      [SGRelation(0, "to the right of", 1), SGRelation(1, "to the right of", 0)])
+    assert relation_correctness(said, gold) == [True, False]
+    ambiguous = SceneGraph("tsg", [SGObject(0, "cube"), SGObject(1, "sphere", ("green",))],
+                           [SGRelation(0, "to the left of", 1)])
+    assert relation_correctness(ambiguous, gold) == [False]   # no green sphere in the scene
+    assert scene_graph_f1([said], [[said]]) == 1.0 and scene_graph_f1([said], [[ambiguous]]) == 0.0
+    refs = [["a red cube is left of a ball ."], ["the green cone is on a box ."], ["there is a small bucket ."]]
+    same = caption_scores([r[0] for r in refs], refs)
+    other = caption_scores(["the blue cone is behind it", "a ball", "it is red"], refs)
+    assert same["bleu4"] > 0.99 and other["bleu4"] < 0.1 and other["cider"] < 0.5 < same["cider"]
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(500, 4)), rng.normal(size=(500, 4))
+    assert frechet_distance(a, b) < 0.1 < frechet_distance(a, b + 1.0)
