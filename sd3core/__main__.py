@@ -119,9 +119,22 @@ def _caption(args: argparse.Namespace) -> None:
 def _eval_generation(args: argparse.Namespace) -> None:
     import json
 
+    from .evaluate import GENERATION_SLICE_FIGURES, SLICE_SCENES, record_slice_checks
     from .models import image_diffusion, text_diffusion
     from .pipeline import Engine
+    from .train import heldout_loss
     engine = Engine()
+    if args.record_slice:
+        if (args.split, args.limit) != ("test", SLICE_SCENES):
+            raise ValueError(f"--record-slice: the slice is the first {SLICE_SCENES} test scenes; "
+                             f"run with --split test --limit {SLICE_SCENES}")
+        report = {k: v for stage in ("image_diffusion", "text_diffusion")
+                  for k, v in heldout_loss(stage, engine.model(stage), args.data, "test", SLICE_SCENES).items()}
+        print(json.dumps(report, indent=1))
+        record_slice_checks(report, f"python -m sd3core eval generation --data data/world --split test "
+                                    f"--limit {SLICE_SCENES} --record-slice", GENERATION_SLICE_FIGURES)
+        print("recorded the slice figures in checkpoints/manifest.json")
+        return
     report = {"st2i": image_diffusion.evaluate(engine.model("image_diffusion"), args.data, args.split, args.limit,
                                                seed=args.seed),
               "si2t": text_diffusion.evaluate(engine.model("text_diffusion"), args.data, args.split, args.limit,
@@ -242,6 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
     generation.add_argument("--split", default="test", choices=("train", "val", "test"))
     generation.add_argument("--limit", type=int, default=1000, help="scenes evaluated")
     generation.add_argument("--seed", type=int, default=0)
+    generation.add_argument("--record-slice", action="store_true", help="instead: the diffusions' held-out "
+                            "loss on the first 32 test scenes, written into their manifest entries as the "
+                            "slice check the tests reproduce (with --split test --limit 32)")
     generation.set_defaults(run=_eval_generation)
 
     generate = commands.add_parser("generate", help="a sentence -> its TSG, 3DSG and n images (ST2I)")

@@ -31,6 +31,10 @@ GRAPH_SLICE_FIGURES = {  # the same for the 3DSG models (``python -m sd3core eva
                            "consistency"),
     "dgae.pt": ("dgae_triplet_recall", "dgae_position_error_m"),
 }
+GENERATION_SLICE_FIGURES = {  # the image and text diffusions: held-out loss (``train.heldout_loss``)
+    "image_diffusion.pt": ("image_diffusion_heldout_loss", "image_diffusion_heldout_acc"),
+    "text_diffusion.pt": ("text_diffusion_heldout_loss", "text_diffusion_heldout_acc"),
+}
 
 
 def box_iou(a, b) -> float:

@@ -1,6 +1,6 @@
 """Training data of the image and text diffusions, computed once per split by the shipped frozen models
-and cached next to the split (``{split}.{name}.pt``, recomputed when one of those checkpoints or the
-number of scenes changes):
+and cached next to the split (``{split}.{name}-{n}.pt`` for its first n scenes, recomputed when one of
+those checkpoints changes):
 
 - ``image_tokens``: the VQ-VAE tokens of every scene's render;
 - ``caption_examples``: per caption whose TSG aligns with the gold 3DSG (``lift_data.align_tsg``),
@@ -33,8 +33,8 @@ def _cached(data_dir: str | Path, split: str, name: str, models: tuple[str, ...]
     """``compute()`` (a dict of tensors), or its cached copy if made by the same checkpoints for ``n`` scenes."""
     from .checkpoints import read_manifest
     manifest = read_manifest()
-    key = {"n": n, **{m: manifest[f"{m}.pt"]["sha256"] for m in models}}
-    path = Path(data_dir) / f"{split}.{name}.pt"
+    key = {m: manifest[f"{m}.pt"]["sha256"] for m in models}
+    path = Path(data_dir) / f"{split}.{name}-{n}.pt"
     if path.exists():
         cached = torch.load(path, weights_only=True)
         if cached.get("key") == key:
@@ -119,3 +119,24 @@ def scene_examples(data_dir: str | Path, split: str, n: int) -> dict:
         return {"captions": [[c["text"] for c in r["captions"]] for r in records],
                 **{k: v.half() if v.is_floating_point() else v for k, v in features.items()}}
     return _cached(data_dir, split, "scenes", ("dgae",), n, compute)
+
+
+def dual_targets(data_dir: str | Path, split: str, n: int, examples: list) -> torch.Tensor:
+    """The dual term's targets for the graph diffusion's lifting examples of the first ``n`` scenes
+    (``lift_data.lift_examples``, in order): for each, the shipped image diffusion's features of the
+    3DSG its input describes (``lift_data.caption_3dsg`` of the input's objects placed at their gold
+    positions; ``ImageDiffusion.object_features``), (E, MAX_OBJECTS, W) float16, zeros for padding."""
+    def compute() -> dict:
+        from .lift_data import caption_3dsg
+        from .pipeline import Engine
+        engine = Engine()
+        graphs = [caption_3dsg(ex.graph, ex.gold, dict(zip((o.id for o in ex.graph.objects), ex.ids)))
+                  for ex in examples]
+        features = graph_features_batched(engine, graphs)
+        model = engine.model("image_diffusion")
+        with torch.inference_mode():
+            out = [model.object_features({k: v[i:i + BATCH].to(engine.device).float() if v.is_floating_point()
+                                          else v[i:i + BATCH].to(engine.device) for k, v in features.items()}).cpu()
+                   for i in tqdm(range(0, len(graphs), BATCH), desc=f"dual targets {split}")]
+        return {"targets": torch.cat(out).half()}
+    return _cached(data_dir, split, "dual", ("detector", "dgae", "image_diffusion"), n, compute)["targets"]

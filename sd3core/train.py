@@ -19,6 +19,7 @@ records the exact command, data, seed, wall time and the held-out metrics.
 from __future__ import annotations
 
 import importlib
+import json
 import math
 import os
 import shlex
@@ -33,7 +34,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 from tqdm import tqdm
 
-from .checkpoints import CHECKPOINT_DIR, record_checkpoint, save_checkpoint
+from .checkpoints import CHECKPOINT_DIR, load_checkpoint, record_checkpoint, save_checkpoint
 from .world.build import SPLIT_SEEDS
 
 STAGES = ("vqvae", "detector", "clip", "dgae", "graph_diffusion", "image_diffusion", "text_diffusion")
@@ -57,6 +58,9 @@ class TrainArgs:
     log_every: int = 50
     save_every: int = 500
     threads: int = 0                  # torch threads per process (0: cores / processes)
+    config: str = ""                  # JSON object of model Config values to override, e.g. '{"dual_weight": 1}'
+    init: str = ""                    # start from this shipped checkpoint's weights (e.g. graph_diffusion.pt;
+                                      # its config, then --config); parameters it lacks start fresh
 
 
 def stage_module(stage: str):
@@ -120,8 +124,16 @@ def train(args: TrainArgs, config_overrides: dict | None = None, command: str | 
     run_dir.mkdir(parents=True, exist_ok=True)
     log = open(run_dir / "train.log", "a") if rank == 0 else None
 
-    config = module.Config(**(config_overrides or {}))
+    base = load_checkpoint(args.init) if args.init else {"config": {}, "state_dict": {}}
+    overrides = {**base["config"], **(json.loads(args.config) if args.config else {}), **(config_overrides or {})}
+    config = module.Config(**overrides)
     model = module.build(config).to(device)
+    if args.init:
+        missing, unexpected = model.load_state_dict(base["state_dict"], strict=False)
+        if unexpected:
+            raise ValueError(f"--init {args.init}: weights {unexpected[:3]} do not fit the {args.stage} model")
+        if rank == 0:
+            print(f"started from {args.init}; new parameters: {', '.join(missing) or 'none'}", file=sys.stderr)
     optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     step, wall = 0, 0.0
     resume = run_dir / "last.pt"
@@ -181,3 +193,20 @@ def train(args: TrainArgs, config_overrides: dict | None = None, command: str | 
     if world > 1:
         dist.destroy_process_group()
     return metrics
+
+
+@torch.no_grad()
+def heldout_loss(stage: str, model: torch.nn.Module, data_dir: str, split: str, limit: int, seed: int = 0,
+                 batch: int = 64) -> dict[str, float]:
+    """A stage's training loss (and its logs) on the first ``limit`` scenes of ``split``, the mean
+    over batches of ``batch`` examples, with torch's generator seeded: a repeatable figure of a checkpoint."""
+    module = stage_module(stage)
+    loader = DataLoader(module.load_data(data_dir, split, limit), batch_size=batch, shuffle=False)
+    device = next(model.parameters()).device
+    torch.manual_seed(seed)
+    model.eval()
+    figures = []
+    for chunk in loader:
+        loss, logs = module.loss(model, _to_device(chunk, device))
+        figures.append({"loss": loss.item(), **logs})
+    return {f"{stage}_heldout_{k}": round(sum(f[k] for f in figures) / len(figures), 4) for k in figures[0]}

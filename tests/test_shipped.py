@@ -6,16 +6,18 @@ world is deterministic), so the check needs no data beyond the repository.
 import pytest
 
 from sd3core.checkpoints import read_manifest
-from sd3core.evaluate import GRAPH_SLICE_FIGURES, SLICE_SCENES, perception_report
+from sd3core.evaluate import GENERATION_SLICE_FIGURES, GRAPH_SLICE_FIGURES, SLICE_SCENES, perception_report
 from sd3core.models import dgae, graph_diffusion
 from sd3core.pipeline import Engine
+from sd3core.train import heldout_loss
 from sd3core.world.build import build_split
 
 SHIPPED = read_manifest()
 # dB; CLIP score points; shares to 0.01, those of sampled 3DSGs to 0.03 (sampling amplifies the last
 # bits that another CPU's kernels may round differently)
 TOLERANCE = {"vqvae_psnr_db": 0.05, "clip_score_true": 0.1, "clip_score_shuffled": 0.1,
-             **{k: 0.03 for k in GRAPH_SLICE_FIGURES["graph_diffusion.pt"]}, "dgae_position_error_m": 0.005}
+             **{k: 0.03 for k in GRAPH_SLICE_FIGURES["graph_diffusion.pt"]}, "dgae_position_error_m": 0.005,
+             **{k: 0.02 for keys in GENERATION_SLICE_FIGURES.values() for k in keys}}
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +39,9 @@ def slice_figures(slice_world):
         engine = Engine(device="cpu")
         if name == "graph_diffusion.pt":
             return graph_diffusion.evaluate(engine.model("graph_diffusion"), str(slice_world), "test", SLICE_SCENES)
+        if name in GENERATION_SLICE_FIGURES:
+            stage = name.removesuffix(".pt")
+            return heldout_loss(stage, engine.model(stage), str(slice_world), "test", SLICE_SCENES)
         if name == "dgae.pt":
             return {f"dgae_{k}": v for k, v in dgae.evaluate(engine.model("dgae"), str(slice_world), "test",
                                                             SLICE_SCENES).items()}
@@ -46,7 +51,8 @@ def slice_figures(slice_world):
     return figures
 
 
-@pytest.mark.parametrize("name", ["vqvae.pt", "detector.pt", "clip.pt", "graph_diffusion.pt", "dgae.pt"])
+@pytest.mark.parametrize("name", ["vqvae.pt", "detector.pt", "clip.pt", "graph_diffusion.pt", "dgae.pt",
+                                  "image_diffusion.pt", "text_diffusion.pt"])
 def test_shipped_checkpoint_reproduces_its_slice_figures(name, slice_figures):
     figures = slice_figures(name)
     for key, expected in SHIPPED[name]["slice_check"]["metrics"].items():

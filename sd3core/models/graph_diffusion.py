@@ -56,6 +56,8 @@ class Config:
     train_objects: int = 6           # objects per padded training example (the world's maximum)
     bins: dict = field(default_factory=lambda: dict(DEFAULT_BINS))
     relation_sets: tuple = DEFAULT_RELATION_SETS
+    dual_weight: float = 0.0         # weight of the dual term in the loss (0: off, no dual head)
+    dual_width: int = 256            # width of the image diffusion's object features it matches
 
     @property
     def coding(self) -> GraphCoding:
@@ -172,10 +174,13 @@ class GraphDiffusion(nn.Module):
         self.layers = nn.ModuleList(GraphLayer(w, pw, config.heads) for _ in range(config.layers))
         self.norm, self.norm_pair = nn.LayerNorm(w), nn.LayerNorm(pw)
         self.heads = nn.ModuleDict({f: nn.Linear(pw if f == "relations" else w, k) for f, k in self.classes.items()})
+        self.dual = nn.Linear(w, config.dual_width) if config.dual_weight > 0 else None
 
-    def forward(self, cond: dict[str, torch.Tensor], tokens: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def forward(self, cond: dict[str, torch.Tensor], tokens: dict[str, torch.Tensor],
+                dual: bool = False) -> dict[str, torch.Tensor]:
         """cond: ``pad_condition`` tensors batched (leading B); tokens: {field: (B, P)}, "ground":
-        (B, 1), "relations": (B, P, P), mask = number of classes. Returns logits {field: (..., K)}."""
+        (B, 1), "relations": (B, P, P), mask = number of classes. Returns logits {field: (..., K)},
+        and with ``dual`` also "dual": (B, P, dual_width), the object tokens read by the dual head."""
         objects = self.label(cond["label"]) + self.box(torch.cat([box_features(cond["box"]), cond["has_box"][..., None]], -1))
         objects = objects + sum(self.attribute[k](cond[k]) for k in ATTRIBUTE_WORDS)
         objects = objects + sum(self.token[f](tokens[f]) for f in OBJECT_FIELDS)
@@ -185,7 +190,10 @@ class GraphDiffusion(nn.Module):
             torch.cat([stated, stated.transpose(1, 2)], -1))                                # (B, P, P, PW)
         h, e = run_graph_layers(self.layers, scene, objects, pairs, self.scene_pair, cond["valid"])
         h, e = self.norm(h), self.norm_pair(e)
-        return token_logits(self.heads, h, e)
+        logits = token_logits(self.heads, h, e)
+        if dual:
+            logits["dual"] = self.dual(h[:, 1:])
+        return logits
 
 
 def build(config: Config) -> GraphDiffusion:
@@ -214,7 +222,7 @@ def loss(model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict]:
     maskable = real_tokens(cond)
     noisy = {f: mask_noise(clean[f], k, times[int(f == "relations")], maskable=maskable[f])
              for f, k in net.classes.items()}
-    logits = model(cond, noisy)
+    logits = model(cond, noisy, net.dual is not None)
     total, count, logs = 0.0, 0.0, {}
     for f, k in net.classes.items():
         spread = 0.0 if f == "relations" else BIN_SPREAD
@@ -222,7 +230,11 @@ def loss(model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict]:
         total, count = total + ce, count + n
         hit = (logits[f].argmax(-1) == clean[f]) & (noisy[f] == k)
         logs[f"acc_{f}"] = float(hit.sum() / n.clamp_min(1))
-    return total / count.clamp_min(1), logs
+    loss = total / count.clamp_min(1)
+    if net.dual is not None:
+        dual = F.mse_loss(logits["dual"][cond["valid"]], batch["dual"][cond["valid"]].float())
+        loss, logs["dual"] = loss + net.config.dual_weight * dual, float(dual)
+    return loss, logs
 
 
 @torch.no_grad()
@@ -306,12 +318,17 @@ def lift(model: GraphDiffusion, graphs: list[SceneGraph], steps: int,
 def load_data(data_dir: str, split: str, limit: int = 0, train_objects: int = Config.train_objects) -> list[dict]:
     """Training examples of ``split`` (``lift_data.lift_examples``: each caption's gold TSG and the
     detector's VSG of each scene, with the gold 3DSG of their objects) as padded tensors:
-    {"cond": ``pad_condition``, "tokens": ``graph_tokens.graph_to_tokens`` padded to ``train_objects``}."""
+    {"cond": ``pad_condition``, "tokens": ``graph_tokens.graph_to_tokens`` padded to ``train_objects``,
+    "dual": the dual term's targets (``generation_data.dual_targets``)}."""
+    from ..generation_data import dual_targets, split_size
     from ..lift_data import lift_examples
     coding = Config().coding
+    n = limit or split_size(data_dir, split)
+    examples = [ex for ex in lift_examples(data_dir, split, n) if 0 < len(ex.ids) <= train_objects]
+    dual = dual_targets(data_dir, split, n, examples)
     return [{"cond": pad_condition(condition(ex.graph, coding, train_objects), train_objects),
-             "tokens": pad_tokens(graph_to_tokens(ex.gold, ex.ids, coding), train_objects)}
-            for ex in lift_examples(data_dir, split, limit) if 0 < len(ex.ids) <= train_objects]
+             "tokens": pad_tokens(graph_to_tokens(ex.gold, ex.ids, coding), train_objects), "dual": target}
+            for ex, target in zip(examples, dual)]
 
 
 @torch.no_grad()

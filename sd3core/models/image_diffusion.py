@@ -59,19 +59,32 @@ class ImageDiffusion(nn.Module):
         self.blocks = transformer(w, config.heads, config.layers)
         self.norm = nn.LayerNorm(w)
         self.head = nn.Linear(w, config.codebook)
+        nn.init.normal_(self.token.weight, std=0.02)   # as small as the cell embeddings, so position is readable
 
-    def forward(self, tokens: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
-        """tokens: (B, grid**2) int64 (mask = codebook); cond: "text" (B, Dt), "graph" (B, 1 + P, Dg),
-        "graph_valid" (B, 1 + P) bool, "geometry" (B, P, 6), "use_text" / "use_graph" (B,) bool.
-        Returns (B, grid**2, codebook) logits of the clean tokens."""
+    def object_features(self, cond: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The network's own reading of a 3DSG: its final hidden state at each object token, (B, P, W),
+        for a fully masked image and no caption (the dual term's targets, ``generation_data.dual_targets``)."""
+        b, g = cond["graph"].shape[0], self.config.grid
+        masked = torch.full((b, g * g), self.config.codebook, dtype=torch.long, device=cond["graph"].device)
+        off = torch.zeros(b, dtype=torch.bool, device=masked.device)
+        h = self._hidden(masked, {**cond, "use_text": off, "use_graph": ~off})
+        return h[:, 3:3 + cond["geometry"].shape[1]]      # after caption, null-graph and scene tokens
+
+    def _hidden(self, tokens: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The final hidden states (B, 1 + 2 + P + grid**2, W) of [caption, null 3DSG, scene, objects, image]."""
         use_text = cond["use_text"][:, None]
         text = torch.where(use_text, self.from_text(cond["text"]), self.null_text)[:, None]
         graph, graph_keep = graph_tokens(self.from_graph, self.from_geometry, self.null_graph, cond)
         image = self.token(tokens) + self.cell
         h = torch.cat([text + self.part[0], graph + self.part[1], image + self.part[2]], 1)
         keep = torch.cat([torch.ones_like(use_text), graph_keep, torch.ones_like(tokens, dtype=torch.bool)], 1)
-        h = self.blocks(h, src_key_padding_mask=~keep)
-        return self.head(self.norm(h[:, -tokens.shape[1]:]))
+        return self.norm(self.blocks(h, src_key_padding_mask=~keep))
+
+    def forward(self, tokens: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
+        """tokens: (B, grid**2) int64 (mask = codebook); cond: "text" (B, Dt), "graph" (B, 1 + P, Dg),
+        "graph_valid" (B, 1 + P) bool, "geometry" (B, P, 6), "use_text" / "use_graph" (B,) bool.
+        Returns (B, grid**2, codebook) logits of the clean tokens."""
+        return self.head(self._hidden(tokens, cond)[:, -tokens.shape[1]:])
 
 
 def build(config: Config) -> ImageDiffusion:

@@ -84,6 +84,8 @@ class TextDiffusion(nn.Module):
         self.blocks = transformer(w, config.heads, config.layers)
         self.norm = nn.LayerNorm(w)
         self.head = nn.Linear(w, len(config.words))
+        for table in (self.word, self.image):  # as small as the position embeddings, so position is readable
+            nn.init.normal_(table.weight, std=0.02)
 
     def forward(self, words: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
         """words: (B, max_words) int64 (mask = len(words)); cond: "image" (B, grid**2) int64 VQ

@@ -1,0 +1,48 @@
+"""Latency of ST2I and SI2T end to end with the shipped models, on this machine.
+
+Run: .venv/bin/python bench/generation.py [--repeats 10]. Prints markdown tables: median and p95
+latency of ``Engine.text_to_image`` (parse, lift, image diffusion, VQ decode) for 1 and 4 images,
+and of ``Engine.image_to_text`` (detect, lift, VQ encode, text diffusion) for one caption, at the
+default steps; and the image diffusion alone at several step counts, as ratios to the default.
+Aims from the ST2I/SI2T issue: text -> one image <= 1.5 s, image -> one caption <= 1.0 s.
+"""
+import argparse
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for sd3core
+
+import torch  # noqa: E402
+from lift import _row, _times  # noqa: E402
+
+from sd3core.models.image_diffusion import DEFAULT_STEPS  # noqa: E402
+from sd3core.pipeline import Engine  # noqa: E402
+from sd3core.world.build import make_example, scene_seed  # noqa: E402
+
+TEXT = "A small red cube is to the left of a blue sphere, and a green cone is behind the cube."
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeats", type=int, default=10)
+    args = parser.parse_args()
+    engine = Engine()
+    image = make_example(scene_seed("test", 0))["rgb"]
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {engine.device}\n")
+    print("| end to end, default settings | median ms | p95 ms |\n|---|---|---|")
+    print(_row("text -> 1 image", _times(lambda: engine.text_to_image(TEXT, 1), args.repeats)))
+    print(_row("text -> 4 images (one batch)", _times(lambda: engine.text_to_image(TEXT, 4), args.repeats)))
+    print(_row("image -> 1 caption", _times(lambda: engine.image_to_text(image, 1), args.repeats)))
+    graph3d = engine.text_to_image(TEXT, 1)["graph3d"]
+    print("\n| image diffusion alone, 1 image | median ms | p95 ms | vs default |\n|---|---|---|---|")
+    base = None
+    for steps in (DEFAULT_STEPS, 8, 32):
+        times = _times(lambda: engine.generate_image(graph3d, TEXT, 1, steps=steps), args.repeats)
+        base = base or statistics.median(times)
+        print(_row(f"{steps} steps" + (" (default)" if steps == DEFAULT_STEPS else ""), times)[:-1]
+              + f" {statistics.median(times) / base:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
