@@ -156,18 +156,23 @@ class Engine:
 
     def generate_images(self, graphs3d: list[SceneGraph], texts: list[str | None], steps: int | None = None,
                         guidance: float | None = None, seed: int = 0, use_graph: bool = True,
-                        on_step=None) -> list[np.ndarray]:
+                        on_step=None, truncation: float | None = None) -> list[np.ndarray]:
         """One image per (3DSG, caption) pair, drawn in one batch by the image diffusion from ``seed``.
 
         A caption of None (or "") leaves the text out; ``use_graph=False`` leaves the 3DSG out (the
-        "without 3DSG" ablation). Every object of a 3DSG needs position and size (``lift_to_3d``
-        gives them). Returns (S, S, 3) uint8 images; raises ValueError for a bad graph or setting.
+        "without 3DSG" ablation). ``truncation`` (0-1] is the probability mass each prediction keeps
+        (default ``image_diffusion.DEFAULT_TRUNCATION``). Every object of a 3DSG needs position and
+        size (``lift_to_3d`` gives them). Returns (S, S, 3) uint8 images; raises ValueError for a bad
+        graph or setting.
         """
         from .models.clip import encode_texts
         from .models.dgae import graph_features
-        from .models.image_diffusion import DEFAULT_GUIDANCE, DEFAULT_STEPS, sample
+        from .models.image_diffusion import DEFAULT_GUIDANCE, DEFAULT_STEPS, DEFAULT_TRUNCATION, sample
         steps = DEFAULT_STEPS if steps is None else steps
         guidance = DEFAULT_GUIDANCE if guidance is None else guidance
+        truncation = DEFAULT_TRUNCATION if truncation is None else truncation
+        if not 0 < truncation <= 1:
+            raise ValueError(f"truncation: got {truncation}, expected more than 0 and at most 1")
         if len(texts) != len(graphs3d):
             raise ValueError(f"texts: got {len(texts)} captions for {len(graphs3d)} graphs, expected one each")
         if not 1 <= steps <= 1000:
@@ -183,7 +188,7 @@ class Engine:
             said = torch.tensor([bool(t) for t in texts], device=self.device)
             text = encode_texts(self.model("clip"), [t or "" for t in texts]).float()
             cond.update(text=text, use_text=said, use_graph=torch.full_like(said, use_graph))
-            tokens = sample(model, cond, steps, generator, guidance, on_step=on_step)
+            tokens = sample(model, cond, steps, generator, guidance, truncation, on_step)
         return self.detokenize(tokens.cpu())
 
     def generate_image(self, graph3d: SceneGraph, text: str | None = None, n: int = 1, steps: int | None = None,

@@ -158,7 +158,7 @@ def graph_features(model: DGAE, graphs: list[SceneGraph]) -> dict[str, torch.Ten
     coding = model.config.coding
     device = next(model.parameters()).device
     graphs = [SceneGraph("3dsg", [replace(o, box=None) for o in g.objects], g.relations) for g in graphs]
-    cond = batch_conditions(graphs, coding, model.config.max_objects, device)
+    cond = batch_conditions(graphs, coding, model.config.max_objects, device, constrain=False)
     size = cond["valid"].shape[1]
     tokens = [pad_tokens(graph_to_tokens(g, [o.id for o in g.objects], coding), size) if g.objects
               else {f: torch.zeros((size, size) if f == "relations" else (1 if f == "ground" else size),

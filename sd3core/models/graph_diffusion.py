@@ -66,7 +66,8 @@ class Config:
 
 # --- the input graph as condition tensors ---
 
-def condition(graph: SceneGraph, coding: GraphCoding, max_objects: int) -> dict[str, torch.Tensor]:
+def condition(graph: SceneGraph, coding: GraphCoding, max_objects: int,
+              constrain: bool = True) -> dict[str, torch.Tensor]:
     """The condition tensors of one input graph (N objects, in ``graph.objects`` order).
 
     Returns "label", "colour", "size", "material": (N,) int64 (the last index of the attribute ones
@@ -74,7 +75,8 @@ def condition(graph: SceneGraph, coding: GraphCoding, max_objects: int) -> dict[
     float, [i, j, p] = 1 when the input relates object i to j by predicate p; "kind": (1,) int64;
     "allowed": (N, N, R) bool, the predicate sets each pair may take. Non-spatial relations and
     attribute words outside the vocabulary are ignored. Raises ValueError naming the field for an
-    unknown label, too many objects, or stated relations that contradict each other.
+    unknown label, too many objects, or (with ``constrain``, for a TSG) stated relations that contradict
+    each other; without ``constrain`` every pair may take every set.
     """
     n = len(graph.objects)
     if n > max_objects:
@@ -101,7 +103,7 @@ def condition(graph: SceneGraph, coding: GraphCoding, max_objects: int) -> dict[
             "box": torch.tensor([o.box or (0.0,) * 4 for o in graph.objects], dtype=torch.float).view(n, 4),
             "has_box": torch.tensor([float(o.box is not None) for o in graph.objects]),
             "stated": stated, "kind": torch.tensor([KINDS.index(kind)]),
-            "allowed": _allowed_sets(graph, index, coding) if kind == "tsg"
+            "allowed": _allowed_sets(graph, index, coding) if kind == "tsg" and constrain
             else torch.ones(n, n, coding.num_classes("relations"), dtype=torch.bool)}
 
 
@@ -279,10 +281,10 @@ def pad_tokens(tokens: dict[str, torch.Tensor], size: int) -> dict[str, torch.Te
 
 
 def batch_conditions(graphs: list[SceneGraph], coding: GraphCoding, max_objects: int,
-                     device: torch.device) -> dict[str, torch.Tensor]:
+                     device: torch.device, constrain: bool = True) -> dict[str, torch.Tensor]:
     """The ``condition`` tensors of graphs, padded to the largest and stacked, on ``device``."""
     size = max([len(g.objects) for g in graphs] + [1])
-    padded = [pad_condition(condition(g, coding, max_objects), size) for g in graphs]
+    padded = [pad_condition(condition(g, coding, max_objects, constrain), size) for g in graphs]
     return {k: torch.stack([c[k] for c in padded]).to(device) for k in padded[0]}
 
 

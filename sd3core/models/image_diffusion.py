@@ -67,7 +67,8 @@ class ImageDiffusion(nn.Module):
         b, g = cond["graph"].shape[0], self.config.grid
         masked = torch.full((b, g * g), self.config.codebook, dtype=torch.long, device=cond["graph"].device)
         off = torch.zeros(b, dtype=torch.bool, device=masked.device)
-        h = self._hidden(masked, {**cond, "use_text": off, "use_graph": ~off})
+        text = torch.zeros(b, self.config.text_width, device=masked.device)
+        h = self._hidden(masked, {**cond, "text": text, "use_text": off, "use_graph": ~off})
         return h[:, 3:3 + cond["geometry"].shape[1]]      # after caption, null-graph and scene tokens
 
     def _hidden(self, tokens: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -167,7 +168,8 @@ def load_data(data_dir: str, split: str, limit: int = 0) -> Examples:
 
 @torch.no_grad()
 def evaluate(model: ImageDiffusion, data_dir: str, split: str, limit: int, steps: int = DEFAULT_STEPS,
-             guidance: float = DEFAULT_GUIDANCE, seed: int = 0, batch: int = 50) -> dict:
+             guidance: float = DEFAULT_GUIDANCE, seed: int = 0, batch: int = 50,
+             truncation: float = DEFAULT_TRUNCATION) -> dict:
     """ST2I on the first ``limit`` scenes of ``split``, each scene's first caption: its gold TSG is
     lifted to a 3DSG (the shipped graph diffusion), an image is drawn from caption + 3DSG (and from
     the caption alone, the "without 3DSG" row), and the detector reads each image
@@ -199,7 +201,7 @@ def evaluate(model: ImageDiffusion, data_dir: str, split: str, limit: int, steps
     for i in range(0, len(texts), batch):
         for row, use_graph in (("full", True), ("text_only", False)):
             rows[row] += engine.generate_images(graphs[i:i + batch], texts[i:i + batch], steps, guidance,
-                                                seed + i, use_graph)
+                                                seed + i, use_graph, truncation=truncation)
     clip = engine.model("clip")
     report = {}
     features = {}
