@@ -14,6 +14,8 @@ $(STAMP): requirements.txt
 setup: $(STAMP)
 
 test: setup
+	test -x /usr/bin/chromium || apt-get install -y -q chromium || (apt-get update -q && apt-get install -y -q chromium) \
+		|| echo "chromium could not be installed: tests/test_studio_browser.py will be skipped"
 	$(PY) -m pytest -q
 
 demo: setup
@@ -24,6 +26,7 @@ bench: setup
 	$(PY) bench/world.py
 	$(PY) bench/parser.py
 	$(PY) bench/lift.py
+	$(PY) bench/generation.py
 
 world-sheet: setup
 	$(PY) -m sd3core world sheet --split val --n 16 --out assets/world_sheet.png

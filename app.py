@@ -1,9 +1,15 @@
-"""Entry point (Hugging Face Spaces runs this file): build the studio and launch it."""
+"""Entry point (Hugging Face Spaces runs this file): build the engine once, build the studio, launch.
+
+Settings come from the environment (``demo/hosting.py``): GRADIO_SERVER_NAME, GRADIO_SERVER_PORT,
+SD3_CONCURRENCY, SD3_QUEUE_SIZE, SD3_MAX_UPLOAD; SD3_DEVICE picks the device.
+"""
 import os
 
-from demo.studio import build_studio
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported
+
+from demo.hosting import launch  # noqa: E402
+from demo.studio import build_studio  # noqa: E402
+from sd3core.pipeline import Engine  # noqa: E402
 
 if __name__ == "__main__":
-    build_studio().queue(max_size=int(os.environ.get("SD3_QUEUE_SIZE", "32"))).launch(
-        server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
-        server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
+    launch(build_studio(Engine()))

@@ -36,7 +36,7 @@ def read_image(source, max_pixels: int) -> np.ndarray:
         with Image.open(source) as image:
             if image.width * image.height > max_pixels:
                 raise ValueError(f"image: {image.width}x{image.height} pixels is over the limit of {max_pixels:,} pixels")
-            return np.asarray(image.convert("RGB"))
+            return np.array(image.convert("RGB"))  # a writable copy
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as err:
         raise ValueError(f"image: not a readable image file ({err})") from None
 

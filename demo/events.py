@@ -1,0 +1,242 @@
+"""The studio's model events: each arrow of the data flow (parse, detect, lift, generate images,
+generate captions) as a function of the tables on screen, and "regenerate", which runs only the
+arrows downstream of what was edited.
+
+Each pipeline tab keeps a ``TabState`` in ``gr.State``: the input the source graph (TSG or VSG) was
+read from, the last good graphs, and which source graph the 3DSG was lifted from. A table that does
+not read (a bad cell) raises ``gr.Error`` naming the cell, and the state keeps the last good graphs.
+"""
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, replace
+
+import gradio as gr
+import numpy as np
+import pandas as pd
+
+from sd3core.evaluate import faithfulness, relation_correctness
+from sd3core.graph import SceneGraph
+from sd3core.images import read_image
+from sd3core.pipeline import MAX_IMAGE_PIXELS, Engine
+
+from .figures import box_annotations, object_name, scene_figure
+from .messages import shown_as_messages
+from .tables import from_tables, to_tables
+
+MAX_SEED = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class TabState:
+    """What one pipeline tab remembers between events (``None``: not there yet).
+
+    ``sentence``: the text the TSG was parsed from; ``image``: the (H, W, 3) uint8 image the VSG was
+    detected in; ``read``: the source graph as parsed/detected; ``source``: the last good source
+    graph (maybe edited); ``lifted_from``: the source graph ``graph3d`` was lifted from;
+    ``graph3d``: the last good 3DSG (maybe edited).
+    """
+    sentence: str | None = None
+    image: np.ndarray | None = None
+    read: SceneGraph | None = None
+    source: SceneGraph | None = None
+    lifted_from: SceneGraph | None = None
+    as_lifted: SceneGraph | None = None
+    graph3d: SceneGraph | None = None
+
+
+def _seed(seed) -> int:
+    """The seed as an int in 0..MAX_SEED; ValueError otherwise."""
+    if seed is None or not float(seed).is_integer() or not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"seed: got {seed!r}, expected a whole number from 0 to {MAX_SEED}")
+    return int(seed)
+
+
+def _count(value, name: str) -> int:
+    """A slider's whole number (samples, steps); ValueError for anything else."""
+    if value is None or not float(value).is_integer():
+        raise ValueError(f"{name}: got {value!r}, expected a whole number")
+    return int(value)
+
+
+def _ticks(flags: list[bool]) -> str:
+    return f"{sum(flags)}/{len(flags)}"
+
+
+def _status(*parts: str) -> str:
+    """The status line: the parts joined by "; " as one sentence."""
+    text = "; ".join(parts)
+    return text[0].upper() + text[1:] + "."
+
+
+def _mark(ok: bool) -> str:
+    return "✓" if ok else "✗"
+
+
+def faithfulness_html(graph3d: SceneGraph, checks: list[tuple[list[bool], list[bool]]]) -> str:
+    """One card per image: every object of ``graph3d`` found or not, every spatial relation held
+    or not, as the detector reads the image (``checks``: ``evaluate.faithfulness`` per image)."""
+    names = {o.id: object_name(o) for o in graph3d.objects}
+    cards = []
+    for k, (found, holds) in enumerate(checks, start=1):
+        lines = [f"{_mark(ok)} {html.escape(names[o.id])}" for o, ok in zip(graph3d.objects, found)]
+        lines += [f"{_mark(ok)} {html.escape(f'{names[r.subject]} {r.predicate} {names[r.object]}')}"
+                  for r, ok in zip(graph3d.spatial_relations(), holds)]
+        cards.append(f"<div class='sd3-card'><b>Image {k}</b>: objects found {_ticks(found)}, relations "
+                     f"hold {_ticks(holds)}<br>{'<br>'.join(lines)}</div>")
+    return f"<div class='sd3-cards'>{''.join(cards)}</div>"
+
+
+def captions_markdown(captions: list[str], stated: list[SceneGraph], checks: list[list[bool]]) -> str:
+    """Each caption with every spatial relation it states, ✓ when it holds in the 3DSG."""
+    lines = []
+    for k, (caption, tsg, holds) in enumerate(zip(captions, stated, checks), start=1):
+        names = {o.id: " ".join([*o.attributes, o.label]) for o in tsg.objects}
+        said = [f"{_mark(ok)} {names[r.subject]} {r.predicate} {names[r.object]}"
+                for r, ok in zip(tsg.spatial_relations(), holds)]
+        lines.append(f"{k}. “{caption or '(empty caption)'}” — "
+                     + ("; ".join(said) if said else "states no spatial relation"))
+    return "\n".join(lines)
+
+
+class StudioEvents:
+    """The event functions of the two pipeline tabs, over one ``Engine``. Every public method is
+    wrapped by ``shown_as_messages``; tables are pandas frames in the layout of ``demo.tables``."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    # --- sources: text -> TSG, image -> VSG ---
+
+    @shown_as_messages
+    def parse(self, text: str):
+        """Sentence -> TSG tables. Returns (objects, relations, state, status)."""
+        if not text or not text.strip():
+            raise ValueError("text: empty; write a sentence such as 'a red cube to the left of a blue sphere'")
+        tsg = self.engine.parse(text)
+        if not tsg.objects:
+            gr.Warning("No object found in the sentence; name shapes such as cube, sphere, cone.")
+        spatial = SceneGraph("tsg", tsg.objects, tsg.spatial_relations())
+        left_out = len(tsg.relations) - len(spatial.relations)
+        if left_out:
+            gr.Warning(f"{left_out} relation(s) outside the nine predicates left out "
+                       f"({', '.join(r.predicate for r in tsg.relations if r not in spatial.relations)}).")
+        status = f"Parsed: {len(spatial.objects)} objects, {len(spatial.relations)} relations."
+        return (*to_tables(spatial), TabState(sentence=text, read=spatial, source=spatial), status)
+
+    @shown_as_messages
+    def detect(self, image_file: str | None, progress=gr.Progress()):
+        """Image file -> VSG. Returns (annotated image, objects, relations, state, status)."""
+        if not image_file:
+            raise ValueError("image: none uploaded; drop an image file or pick an example")
+        image = read_image(image_file, MAX_IMAGE_PIXELS).copy()  # writable, as torch wants
+        progress(0, desc="Detecting objects")
+        vsg = self.engine.detect([image])[0].graph
+        status = f"Detected: {len(vsg.objects)} objects, {len(vsg.relations)} relations."
+        return (box_annotations(image, vsg), *to_tables(vsg),
+                TabState(image=image, read=vsg, source=vsg), status)
+
+    # --- the arrows every tab shares ---
+
+    def _lift(self, source: SceneGraph, state: TabState, steps, seed, progress) -> TabState:
+        progress(0, desc="Lifting to 3D (graph diffusion)")
+        graph3d = self.engine.lift_to_3d(source, steps=_count(steps, "steps"), seed=_seed(seed))
+        return replace(state, source=source, lifted_from=source, as_lifted=graph3d, graph3d=graph3d)
+
+    @shown_as_messages
+    def lift(self, kind: str, objects: pd.DataFrame, relations: pd.DataFrame, state: TabState,
+             steps, seed, progress=gr.Progress()):
+        """Source tables (kind "tsg" or "vsg") -> 3DSG. Returns (figure, objects, relations, state, status)."""
+        state = self._lift(from_tables(kind, objects, relations), state, steps, seed, progress)
+        return (scene_figure(state.graph3d), *to_tables(state.graph3d), state,
+                f"Lifted to 3D: {len(state.graph3d.relations)} relations.")
+
+    def _downstream(self, kind: str, objects, relations, objects3d, relations3d, state: TabState,
+                    steps, seed, progress) -> tuple[TabState, str]:
+        """The 3DSG to draw from after edits: re-lifted when the source tables changed since the
+        last lift, else read from the 3DSG tables. Returns (state, what ran)."""
+        source = from_tables(kind, objects, relations)
+        if state.lifted_from is None:
+            return self._lift(source, state, steps, seed, progress), f"lifted the {kind.upper()} to 3D"
+        if source != state.lifted_from:
+            return self._lift(source, state, steps, seed, progress), f"{kind.upper()} edited: re-lifted to 3D"
+        graph3d = from_tables("3dsg", objects3d, relations3d)
+        edited = "3DSG edited" if graph3d != state.graph3d else "nothing edited"
+        return replace(state, source=source, graph3d=graph3d), edited
+
+    # --- text -> image ---
+
+    def _images(self, state: TabState, n, steps, guidance, seed, progress):
+        """Draw images from ``state.graph3d`` and check each: (gallery items, faithfulness HTML, note)."""
+        graph3d = state.graph3d
+        if not graph3d.objects:
+            raise ValueError("3DSG object table: no objects; press 'Lift to 3D' first")
+        unedited = state.sentence is not None and state.source == state.read and graph3d == state.as_lifted
+        steps = _count(steps, "steps")
+        progress((0, steps), desc="Image diffusion", unit="steps")
+        images = self.engine.generate_image(
+            graph3d, state.sentence if unedited else None, n=_count(n, "samples"), steps=steps,
+            guidance=guidance, seed=_seed(seed),
+            on_step=lambda k, total: progress((k, total), desc="Image diffusion", unit="steps"))
+        progress(1.0, desc="Checking the images")
+        checks = [faithfulness(graph3d, d) for d in self.engine.detect(images)]
+        gallery = [(im, f"#{k}: relations {_ticks(holds)} ✓, objects {_ticks(found)} found")
+                   for k, (im, (found, holds)) in enumerate(zip(images, checks), start=1)]
+        note = ("from the sentence and the 3DSG" if unedited
+                else "from the 3DSG alone (the graphs were edited away from the sentence)")
+        return gallery, faithfulness_html(graph3d, checks), f"drew {len(images)} images {note}"
+
+    @shown_as_messages
+    def generate_images(self, objects3d, relations3d, state: TabState, n, steps, guidance, seed,
+                        progress=gr.Progress()):
+        """3DSG tables -> images. Returns (gallery, faithfulness HTML, state, status)."""
+        state = replace(state, graph3d=from_tables("3dsg", objects3d, relations3d))
+        gallery, checks, note = self._images(state, n, steps, guidance, seed, progress)
+        return gallery, checks, state, _status(note)
+
+    @shown_as_messages
+    def regenerate_images(self, objects, relations, objects3d, relations3d, state: TabState, n, steps,
+                          guidance, seed, progress=gr.Progress()):
+        """TSG + 3DSG tables -> only the arrows downstream of the edits. Returns (figure, 3DSG
+        objects, 3DSG relations, gallery, faithfulness HTML, state, status)."""
+        state, ran = self._downstream("tsg", objects, relations, objects3d, relations3d, state, steps,
+                                      seed, progress)
+        gallery, checks, note = self._images(state, n, steps, guidance, seed, progress)
+        return (scene_figure(state.graph3d), *to_tables(state.graph3d), gallery, checks, state,
+                _status(ran, note))
+
+    # --- image -> text ---
+
+    def _captions(self, state: TabState, n, steps, seed, progress) -> tuple[str, str]:
+        """Captions of ``state.image`` with ``state.graph3d``, checked: (markdown, note)."""
+        if state.image is None:
+            raise ValueError("image: none read yet; upload an image and press Detect first")
+        if not state.graph3d.objects:
+            raise ValueError("3DSG object table: no objects; press 'Lift to 3D' first")
+        progress(0, desc="Text diffusion")
+        captions = self.engine.generate_caption(state.graph3d, state.image, n=_count(n, "samples"),
+                                                steps=_count(steps, "steps"), seed=_seed(seed))
+        stated = [self.engine.parse(c) if c.strip() else SceneGraph("tsg") for c in captions]
+        checks = [relation_correctness(tsg, state.graph3d) for tsg in stated]
+        return captions_markdown(captions, stated, checks), f"wrote {len(captions)} captions"
+
+    @shown_as_messages
+    def generate_captions(self, objects3d, relations3d, state: TabState, n, steps, seed,
+                          progress=gr.Progress()):
+        """3DSG tables -> captions. Returns (captions markdown, state, status)."""
+        state = replace(state, graph3d=from_tables("3dsg", objects3d, relations3d))
+        captions, note = self._captions(state, n, steps, seed, progress)
+        return captions, state, _status(note)
+
+    @shown_as_messages
+    def regenerate_captions(self, objects, relations, objects3d, relations3d, state: TabState, n,
+                            steps, seed, progress=gr.Progress()):
+        """VSG + 3DSG tables -> only the arrows downstream of the edits. Returns (annotated image,
+        figure, 3DSG objects, 3DSG relations, captions markdown, state, status)."""
+        if state.image is None:
+            raise ValueError("image: none read yet; upload an image and press Detect first")
+        state, ran = self._downstream("vsg", objects, relations, objects3d, relations3d, state, steps,
+                                      seed, progress)
+        captions, note = self._captions(state, n, steps, seed, progress)
+        return (box_annotations(state.image, state.source), scene_figure(state.graph3d),
+                *to_tables(state.graph3d), captions, state, _status(ran, note))
