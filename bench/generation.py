@@ -40,7 +40,7 @@ def main() -> None:
     for steps in (DEFAULT_STEPS, 8, 32):
         times = _times(lambda: engine.generate_image(graph3d, TEXT, 1, steps=steps), args.repeats)
         base = base or statistics.median(times)
-        print(_row(f"{steps} steps" + (" (default)" if steps == DEFAULT_STEPS else ""), times)[:-1]
+        print(_row(f"{steps} steps" + (" (default)" if steps == DEFAULT_STEPS else ""), times)
               + f" {statistics.median(times) / base:.2f} |")
 
 
