@@ -58,6 +58,18 @@ def masked_cross_entropy(logits: torch.Tensor, x0: torch.Tensor, xt: torch.Tenso
     return -(soft * F.log_softmax(logits, -1)).sum(), masked.sum().float()
 
 
+def sequence_loss(predict, x0: torch.Tensor, num_classes: int) -> tuple[torch.Tensor, dict]:
+    """The masked-diffusion training loss of a batch of token sequences ``x0`` (B, L): one time
+    t ~ U(0, 1) per sequence, each token masked with probability t, ``predict(x_t)`` -> (B, L, K)
+    logits of the clean tokens, cross-entropy at the masked places averaged over them. Returns the
+    loss and {"acc": share of masked tokens whose most likely class is right}."""
+    noisy = mask_noise(x0, num_classes, torch.rand(x0.shape[0], device=x0.device))
+    logits = predict(noisy)
+    ce, n = masked_cross_entropy(logits, x0, noisy, num_classes)
+    hit = ((logits.argmax(-1) == x0) & (noisy == num_classes)).sum()
+    return ce / n.clamp_min(1), {"acc": float(hit / n.clamp_min(1))}
+
+
 def sampling_times(steps: int) -> list[float]:
     """The ``steps + 1`` times 1, ..., 0 that a sampler of ``steps`` steps visits, evenly spaced."""
     if steps < 1:

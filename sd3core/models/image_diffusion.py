@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..diffusion import mask_noise, masked_cross_entropy, sampling_times, truncate, unmask_step
+from ..diffusion import sampling_times, sequence_loss, truncate, unmask_step
 from .conditioning import GEOMETRY_FEATURES, graph_tokens, transformer
 
 DROP_BOTH, DROP_TEXT, DROP_GRAPH = 0.1, 0.1, 0.1   # training: share of samples without caption/3DSG/either
@@ -103,11 +103,7 @@ def loss(model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict]:
     draw = torch.rand(b, device=clean.device)
     cond = {**batch["cond"], "use_text": ~((draw < DROP_BOTH) | ((draw >= DROP_BOTH) & (draw < DROP_BOTH + DROP_TEXT))),
             "use_graph": ~((draw < DROP_BOTH) | (draw >= 1 - DROP_GRAPH))}
-    noisy = mask_noise(clean, k, torch.rand(b, device=clean.device))
-    logits = model(noisy, cond)
-    ce, n = masked_cross_entropy(logits, clean, noisy, k)
-    hit = ((logits.argmax(-1) == clean) & (noisy == k)).sum()
-    return ce / n.clamp_min(1), {"acc": float(hit / n.clamp_min(1))}
+    return sequence_loss(lambda noisy: model(noisy, cond), clean, k)
 
 
 @torch.no_grad()

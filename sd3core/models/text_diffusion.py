@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..diffusion import mask_noise, masked_cross_entropy, sampling_times, unmask_step
+from ..diffusion import sampling_times, sequence_loss, unmask_step
 from .conditioning import GEOMETRY_FEATURES, graph_tokens, transformer
 
 WORD = re.compile(r"[a-z]+|[.,]")
@@ -112,11 +112,7 @@ def loss(model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict]:
     clean = batch["words"]
     k = len(net.config.words)
     cond = {**batch["cond"], "use_graph": torch.rand(clean.shape[0], device=clean.device) >= DROP_GRAPH}
-    noisy = mask_noise(clean, k, torch.rand(clean.shape[0], device=clean.device))
-    logits = model(noisy, cond)
-    ce, n = masked_cross_entropy(logits, clean, noisy, k)
-    hit = ((logits.argmax(-1) == clean) & (noisy == k)).sum()
-    return ce / n.clamp_min(1), {"acc": float(hit / n.clamp_min(1))}
+    return sequence_loss(lambda noisy: model(noisy, cond), clean, k)
 
 
 @torch.no_grad()
