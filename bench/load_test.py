@@ -46,7 +46,7 @@ def one_client(url: str, tables: tuple, args: argparse.Namespace) -> list[tuple[
     for k in range(args.requests):
         start = time.perf_counter()
         try:
-            gallery, _, _ = client.predict(*tables, args.samples, args.steps, args.guidance, k,
+            gallery, *_ = client.predict(*tables, args.samples, args.steps, args.guidance, k,
                                            api_name="/generate_images")
             error = None if len(gallery) == args.samples else f"got {len(gallery)} images"
         except Exception as exc:  # a failed request is counted, the others go on

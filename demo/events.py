@@ -18,13 +18,19 @@ import pandas as pd
 from sd3core.evaluate import faithfulness, relation_correctness
 from sd3core.graph import SceneGraph
 from sd3core.images import read_image
-from sd3core.pipeline import MAX_IMAGE_PIXELS, Engine
+from sd3core.models.image_diffusion import DEFAULT_GUIDANCE, DEFAULT_STEPS
+from sd3core.pipeline import MAX_IMAGE_PIXELS, MAX_SAMPLES, Engine
 
-from .figures import box_annotations, object_name, scene_figure
+from .figures import box_annotations, object_name, scene_figure, token_grid_image
 from .messages import shown_as_messages
 from .tables import from_tables, to_tables
 
 MAX_SEED = 2**31 - 1
+DEFAULT_SAMPLES = 4  # images or captions per press, as the settings start
+
+
+def _no_progress(*args, **kwargs) -> None:
+    """The progress callback of runs nobody watches (examples being cached)."""
 
 
 @dataclass(frozen=True)
@@ -136,6 +142,46 @@ class StudioEvents:
         return (box_annotations(image, vsg), *to_tables(vsg),
                 TabState(image=image, read=vsg, source=vsg), status)
 
+    # --- examples: every arrow at the default settings, for the lazily cached example rows ---
+
+    @shown_as_messages
+    def text_example(self, sentence: str):
+        """An example sentence through parse, lift and images at the default settings (seed 0).
+        Returns (TSG objects, TSG relations, figure, 3DSG objects, 3DSG relations, gallery,
+        faithfulness HTML, status); ``example_state`` rebuilds the tab's state from them."""
+        objects, relations, state, _ = self.parse(sentence)
+        if not state.source.objects:
+            raise ValueError("text: no object found in the sentence to draw")
+        state = self._lift(state.source, state, DEFAULT_STEPS, 0, _no_progress)
+        gallery, _, checks, note = self._images(state, DEFAULT_SAMPLES, DEFAULT_STEPS, DEFAULT_GUIDANCE, 0,
+                                                False, _no_progress)
+        return (objects, relations, scene_figure(state.graph3d), *to_tables(state.graph3d), gallery, checks,
+                _status("example at the default settings", note))
+
+    @shown_as_messages
+    def image_example(self, image_file: str):
+        """An example image through detect, lift and captions at the default settings (seed 0).
+        Returns (annotated image, VSG objects, VSG relations, figure, 3DSG objects, 3DSG relations,
+        captions markdown, status); ``example_state`` rebuilds the tab's state from them."""
+        boxes, objects, relations, state, _ = self.detect(image_file, _no_progress)
+        if not state.source.objects:
+            raise ValueError("image: the detector found no objects in it to caption")
+        state = self._lift(state.source, state, DEFAULT_STEPS, 0, _no_progress)
+        captions, note = self._captions(state, DEFAULT_SAMPLES, DEFAULT_STEPS, 0, _no_progress)
+        return (boxes, objects, relations, scene_figure(state.graph3d), *to_tables(state.graph3d), captions,
+                _status("example at the default settings", note))
+
+    @shown_as_messages
+    def example_state(self, kind: str, read_from: str, objects, relations, objects3d, relations3d) -> TabState:
+        """The state of a tab showing a cached example (the cache keeps what is on screen, not the
+        state): the sentence (kind "tsg") or image file (kind "vsg") ``read_from``, the source graph
+        as read and lifted, and its 3DSG, all from the tables."""
+        source = from_tables(kind, objects, relations)
+        graph3d = from_tables("3dsg", objects3d, relations3d)
+        image = read_image(read_from, MAX_IMAGE_PIXELS).copy() if kind == "vsg" else None
+        return TabState(sentence=read_from if kind == "tsg" else None, image=image, read=source, source=source,
+                        lifted_from=source, as_lifted=graph3d, graph3d=graph3d)
+
     # --- the arrows every tab shares ---
 
     def _lift(self, source: SceneGraph, state: TabState, steps, seed, progress) -> TabState:
@@ -166,43 +212,49 @@ class StudioEvents:
 
     # --- text -> image ---
 
-    def _images(self, state: TabState, n, steps, guidance, seed, progress):
-        """Draw images from ``state.graph3d`` and check each: (gallery items, faithfulness HTML, note)."""
+    def _images(self, state: TabState, n, steps, guidance, seed, show_tokens: bool, progress):
+        """Draw images from ``state.graph3d`` and check each: (gallery items, token-grid pictures
+        (none unless ``show_tokens``), faithfulness HTML, note)."""
         graph3d = state.graph3d
         if not graph3d.objects:
             raise ValueError("3DSG object table: no objects; press 'Lift to 3D' first")
         unedited = state.sentence is not None and state.source == state.read and graph3d == state.as_lifted
-        steps = _count(steps, "steps")
+        n, steps = _count(n, "samples"), _count(steps, "steps")
+        if not 1 <= n <= MAX_SAMPLES:
+            raise ValueError(f"samples: got {n}, expected 1 to {MAX_SAMPLES}")
         progress((0, steps), desc="Image diffusion", unit="steps")
-        images = self.engine.generate_image(
-            graph3d, state.sentence if unedited else None, n=_count(n, "samples"), steps=steps,
-            guidance=guidance, seed=_seed(seed),
+        text = state.sentence if unedited else None
+        tokens = self.engine.generate_image_tokens(
+            [graph3d] * n, [text] * n, steps=steps, guidance=guidance, seed=_seed(seed),
             on_step=lambda k, total: progress((k, total), desc="Image diffusion", unit="steps"))
+        images = self.engine.detokenize(tokens)
         progress(1.0, desc="Checking the images")
         checks = [faithfulness(graph3d, d) for d in self.engine.detect(images)]
         gallery = [(im, f"#{k}: relations {_ticks(holds)} ✓, objects {_ticks(found)} found")
                    for k, (im, (found, holds)) in enumerate(zip(images, checks), start=1)]
+        grids = ([(token_grid_image(im, t.numpy()), f"#{k}: VQ tokens")
+                  for k, (im, t) in enumerate(zip(images, tokens), start=1)] if show_tokens else [])
         note = ("from the sentence and the 3DSG" if unedited
                 else "from the 3DSG alone (the graphs were edited away from the sentence)")
-        return gallery, faithfulness_html(graph3d, checks), f"drew {len(images)} images {note}"
+        return gallery, grids, faithfulness_html(graph3d, checks), f"drew {len(images)} images {note}"
 
     @shown_as_messages
     def generate_images(self, objects3d, relations3d, state: TabState, n, steps, guidance, seed,
-                        progress=gr.Progress()):
-        """3DSG tables -> images. Returns (gallery, faithfulness HTML, state, status)."""
+                        show_tokens=False, progress=gr.Progress()):
+        """3DSG tables -> images. Returns (gallery, token grids, faithfulness HTML, state, status)."""
         state = replace(state, graph3d=from_tables("3dsg", objects3d, relations3d))
-        gallery, checks, note = self._images(state, n, steps, guidance, seed, progress)
-        return gallery, checks, state, _status(note)
+        gallery, grids, checks, note = self._images(state, n, steps, guidance, seed, show_tokens, progress)
+        return gallery, grids, checks, state, _status(note)
 
     @shown_as_messages
     def regenerate_images(self, objects, relations, objects3d, relations3d, state: TabState, n, steps,
-                          guidance, seed, progress=gr.Progress()):
+                          guidance, seed, show_tokens=False, progress=gr.Progress()):
         """TSG + 3DSG tables -> only the arrows downstream of the edits. Returns (figure, 3DSG
-        objects, 3DSG relations, gallery, faithfulness HTML, state, status)."""
+        objects, 3DSG relations, gallery, token grids, faithfulness HTML, state, status)."""
         state, ran = self._downstream("tsg", objects, relations, objects3d, relations3d, state, steps,
                                       seed, progress)
-        gallery, checks, note = self._images(state, n, steps, guidance, seed, progress)
-        return (scene_figure(state.graph3d), *to_tables(state.graph3d), gallery, checks, state,
+        gallery, grids, checks, note = self._images(state, n, steps, guidance, seed, show_tokens, progress)
+        return (scene_figure(state.graph3d), *to_tables(state.graph3d), gallery, grids, checks, state,
                 _status(ran, note))
 
     # --- image -> text ---

@@ -1,5 +1,5 @@
 """Pictures of scene graphs: the Plotly 3D view of a 3DSG, the 2D node-link figure of any graph,
-and the boxes of a VSG as ``gr.AnnotatedImage`` annotations.
+the boxes of a VSG as ``gr.AnnotatedImage`` annotations, and a generated image's VQ token grid.
 
 The 3D view draws the camera frame (x right, y up, z depth, metres) with plot axes x -> x,
 z (depth) -> plot y, y (up) -> plot z, so "up" is up on screen; the camera sits at the origin.
@@ -11,6 +11,7 @@ from collections import defaultdict
 import networkx as nx
 import numpy as np
 import plotly.graph_objects as go
+from PIL import Image, ImageDraw, ImageFont
 
 from sd3core.graph import SceneGraph, SGObject
 from sd3core.vocab import COLOURS
@@ -23,6 +24,7 @@ SHAPE_SYMBOLS = {"cube": "square", "sphere": "circle", "cylinder": "diamond", "c
                  "pyramid": "x", "bucket": "circle-open"}
 EDGE_COLOUR = "rgba(90, 90, 90, 0.8)"
 VIEW_OFFSET = np.array([0.35, -0.9, 0.6])  # the 3D view's eye from its centre: right, back, up
+TOKEN_CELL_PX = 48  # side of one VQ token's cell in the token-grid picture
 
 
 def object_name(o: SGObject) -> str:
@@ -212,3 +214,24 @@ def box_annotations(image: np.ndarray, graph: SceneGraph) -> tuple[np.ndarray, l
     boxes = [(tuple(int(round(v * s)) for v, s in zip(o.box, (w, h, w, h))), object_name(o))
              for o in graph.objects if o.box is not None]
     return image, boxes
+
+
+def token_grid_image(image: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+    """The (H, W, 3) uint8 image a (g, g) VQ token map decodes to, enlarged to g * TOKEN_CELL_PX
+    pixels a side, with the grid drawn over it and each cell's token id in its corner: which code
+    the image diffusion chose where."""
+    g = tokens.shape[0]
+    side = g * TOKEN_CELL_PX
+    picture = Image.fromarray(image).resize((side, side), Image.Resampling.NEAREST)
+    draw = ImageDraw.Draw(picture, "RGBA")
+    font = ImageFont.load_default(size=TOKEN_CELL_PX // 4)
+    for k in range(1, g):
+        draw.line([(k * TOKEN_CELL_PX, 0), (k * TOKEN_CELL_PX, side)], fill=(0, 0, 0, 120))
+        draw.line([(0, k * TOKEN_CELL_PX), (side, k * TOKEN_CELL_PX)], fill=(0, 0, 0, 120))
+    for row in range(g):
+        for col in range(g):
+            at = (col * TOKEN_CELL_PX + 2, row * TOKEN_CELL_PX + 2)
+            text = str(int(tokens[row, col]))
+            draw.rectangle(draw.textbbox(at, text, font=font), fill=(255, 255, 255, 170))
+            draw.text(at, text, fill=(0, 0, 0, 255), font=font)
+    return np.asarray(picture)

@@ -2,11 +2,14 @@
 
 Environment: ``SD3_CONCURRENCY`` (model events run at once, shared by all of them; default 1),
 ``SD3_QUEUE_SIZE`` (requests waiting at most; default 32), ``GRADIO_SERVER_NAME`` (default
-127.0.0.1), ``GRADIO_SERVER_PORT`` (default 7860), ``SD3_MAX_UPLOAD`` (largest upload; default 20mb).
+127.0.0.1), ``GRADIO_SERVER_PORT`` (default 7860), ``SD3_MAX_UPLOAD`` (largest upload; default 20mb),
+``GRADIO_EXAMPLES_CACHE`` (where example results are cached; default ``examples_cache``).
 """
 from __future__ import annotations
 
+import hashlib
 import os
+from pathlib import Path
 
 import gradio as gr
 
@@ -38,6 +41,13 @@ def model_concurrency() -> int:
 def queue_size() -> int:
     """How many requests may wait in the queue (``SD3_QUEUE_SIZE``)."""
     return _env_int("SD3_QUEUE_SIZE", 32, 1)
+
+
+def examples_cache(checkpoint_dir: Path) -> Path:
+    """Where the lazily cached example results go: ``.gradio/cached_examples/<manifest sha256[:12]>``,
+    so new checkpoints never show results cached from old ones."""
+    manifest = hashlib.sha256((checkpoint_dir / "manifest.json").read_bytes()).hexdigest()
+    return Path(".gradio") / "cached_examples" / manifest[:12]
 
 
 def gpu(event):

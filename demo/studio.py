@@ -7,6 +7,7 @@ Every action has an ``api_name``; model events share one concurrency slot group
 from __future__ import annotations
 
 import functools
+import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +19,9 @@ from sd3core.models.image_diffusion import DEFAULT_GUIDANCE, DEFAULT_STEPS
 from sd3core.pipeline import MAX_SAMPLES, Engine
 from sd3core.vocab import PREDICATES, SHAPES
 
-from .events import MAX_SEED, StudioEvents, TabState
+from .events import DEFAULT_SAMPLES, MAX_SEED, StudioEvents, TabState
 from .figures import scene_figure
-from .hosting import MODEL_CONCURRENCY_ID, gpu, model_concurrency
+from .hosting import MODEL_CONCURRENCY_ID, examples_cache, gpu, model_concurrency
 from .inspector import compare_graphs, graphs_of_tab, inspect_graph, load_json_file
 from .messages import shown_as_messages
 from .tables import empty_tables, set_predicate
@@ -108,29 +109,33 @@ def _read_examples() -> tuple[list[str], list[str], list[str]]:
     return sentences, images, graphs
 
 
-def _settings() -> tuple[gr.Slider, gr.Slider, gr.Slider, gr.Number, gr.Button]:
-    """The settings accordion: samples, diffusion steps, guidance, seed and its random button."""
+def _settings() -> tuple[gr.Slider, gr.Slider, gr.Slider, gr.Number, gr.Button, gr.Checkbox]:
+    """The settings accordion: samples, diffusion steps, guidance, seed and its random button, and
+    whether the text tab shows each image's VQ token grid."""
     with gr.Accordion("Settings", open=False):
         with gr.Row():
-            samples = gr.Slider(1, MAX_SAMPLES, value=4, step=1, label="Samples (images or captions)")
+            samples = gr.Slider(1, MAX_SAMPLES, value=DEFAULT_SAMPLES, step=1, label="Samples (images or captions)")
             steps = gr.Slider(1, MAX_STEPS, value=DEFAULT_STEPS, step=1, label="Diffusion steps (every arrow)")
             guidance = gr.Slider(0, 20, value=DEFAULT_GUIDANCE, step=0.5, label="Guidance (images; 1: none)")
             with gr.Column():
                 seed = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed")
                 reseed = gr.Button("Random seed", size="sm")
-    return samples, steps, guidance, seed, reseed
+        show_tokens = gr.Checkbox(False, label="Text → Image: show each image's VQ token grid (the codes the "
+                                  "image diffusion chose, cell by cell)")
+    return samples, steps, guidance, seed, reseed, show_tokens
 
 
 def build_studio(engine: Engine | None = None) -> gr.Blocks:
     """The studio's Blocks over ``engine`` (default: the shipped checkpoints, loaded on first use)."""
     events = StudioEvents(engine if engine is not None else Engine())
+    os.environ.setdefault("GRADIO_EXAMPLES_CACHE", str(examples_cache(events.engine.checkpoint_dir)))
     sentences, images, graphs = _read_examples()
     with gr.Blocks(title="SD3 Studio", analytics_enabled=False) as studio:
         gr.Markdown(INTRO)
-        samples, steps, guidance, seed, reseed = _settings()
+        samples, steps, guidance, seed, reseed, show_tokens = _settings()
         reseed.click(random_seed, None, seed, api_name="random_seed", **CHEAP)
         with gr.Tab("Text → Image"):
-            text_panel = _text_tab(events, sentences, [samples, steps, guidance, seed])
+            text_panel = _text_tab(events, sentences, [samples, steps, guidance, seed, show_tokens])
         with gr.Tab("Image → Text"):
             image_panel = _image_tab(events, images, [samples, steps, seed])
         with gr.Tab("3DSG inspector"):
@@ -145,27 +150,35 @@ def _model_events() -> dict:
 
 def _text_tab(events: StudioEvents, sentences: list[str], settings: list) -> GraphPanel:
     """Sentence -> TSG tables -> 3DSG -> images with their faithfulness checks.
-    ``settings``: the samples, steps, guidance and seed components."""
+    ``settings``: the samples, steps, guidance, seed and show-token-grid components."""
     with gr.Row(equal_height=True):
         text = gr.Textbox(label="Sentence", placeholder="a red cube to the left of a blue sphere",
                           scale=4, elem_id="sd3-sentence")
         parse = gr.Button("Read the sentence", scale=1)
-    gr.Examples(sentences, text, label="Example sentences")
+    example_slot = gr.Column()
     panel = _graph_panel("tsg", "Generate images")
     gallery = gr.Gallery(label="Generated images (✓ relations that hold, as the detector reads them)",
                          columns=4, format="png", elem_id="sd3-gallery", height=300)
+    grids = gr.Gallery(label="VQ token grids (8 × 8 codes per image)", columns=4, format="png",
+                       visible=False, elem_id="sd3-token-grids", height=300)
     checks = gr.HTML(label="Faithfulness")
+    settings[4].change(lambda show: gr.Gallery(visible=show), settings[4], grids, api_visibility="private",
+                       **CHEAP)
+    with example_slot:
+        _cached_examples(sentences, text, events.text_example, "tsg", events,
+                         [panel.objects, panel.relations, panel.figure, panel.objects3d, panel.relations3d,
+                          gallery, checks, panel.status], panel, "Example sentences")
     parse_io = (text, [panel.objects, panel.relations, panel.state, panel.status])
     parse.click(events.parse, *parse_io, api_name="parse", **CHEAP)
     text.submit(events.parse, *parse_io, api_visibility="private", **CHEAP)
     _wire_panel(panel, "tsg", events, settings[1], settings[3])
     panel.produce.click(gpu(events.generate_images), [panel.objects3d, panel.relations3d, panel.state, *settings],
-                        [gallery, checks, panel.state, panel.status], api_name="generate_images",
+                        [gallery, grids, checks, panel.state, panel.status], api_name="generate_images",
                         **_model_events())
     panel.regenerate.click(
         gpu(events.regenerate_images),
         [panel.objects, panel.relations, panel.objects3d, panel.relations3d, panel.state, *settings],
-        [panel.figure, panel.objects3d, panel.relations3d, gallery, checks, panel.state, panel.status],
+        [panel.figure, panel.objects3d, panel.relations3d, gallery, grids, checks, panel.state, panel.status],
         api_name="regenerate_images", **_model_events())
     return panel
 
@@ -179,9 +192,13 @@ def _image_tab(events: StudioEvents, images: list[str], settings: list) -> Graph
         boxes = gr.AnnotatedImage(label="Detected objects (VSG boxes)", format="png",
                                   elem_id="sd3-boxes", height=300)
     detect = gr.Button("Detect objects")
-    gr.Examples(images, upload, label="Example renders")
+    example_slot = gr.Column()
     panel = _graph_panel("vsg", "Write captions")
     captions = gr.Markdown(label="Captions")
+    with example_slot:
+        _cached_examples(images, upload, events.image_example, "vsg", events,
+                         [boxes, panel.objects, panel.relations, panel.figure, panel.objects3d, panel.relations3d,
+                          captions, panel.status], panel, "Example renders")
     detect.click(gpu(events.detect), upload,
                  [boxes, panel.objects, panel.relations, panel.state, panel.status],
                  api_name="detect", **_model_events())
@@ -194,6 +211,20 @@ def _image_tab(events: StudioEvents, images: list[str], settings: list) -> Graph
         [boxes, panel.figure, panel.objects3d, panel.relations3d, captions, panel.state, panel.status],
         api_name="regenerate_captions", **_model_events())
     return panel
+
+
+def _cached_examples(examples: list[str], source: gr.components.Component, run, kind: str,
+                     events: StudioEvents, outputs: list, panel: GraphPanel, label: str) -> None:
+    """Example rows for ``source`` (the sentence box or the image upload): a click shows the
+    example run through every arrow by ``run`` at the default settings, computed on its first click
+    and cached for everyone after (``cache_mode="lazy"``; the cache keeps what is on screen, so the
+    tab's state is rebuilt from it by ``events.example_state``)."""
+    shown = gr.Examples(examples, source, outputs, fn=gpu(run), cache_examples=True, cache_mode="lazy",
+                        label=label)
+    state = functools.partial(events.example_state, kind)
+    state.__name__ = f"{kind}_example_state"
+    shown.cache_event.then(state, [source, panel.objects, panel.relations, panel.objects3d, panel.relations3d],
+                           panel.state, api_visibility="private", **CHEAP)
 
 
 def _wire_panel(panel: GraphPanel, kind: str, events: StudioEvents, steps: gr.Slider, seed: gr.Number) -> None:

@@ -157,13 +157,22 @@ class Engine:
     def generate_images(self, graphs3d: list[SceneGraph], texts: list[str | None], steps: int | None = None,
                         guidance: float | None = None, seed: int = 0, use_graph: bool = True,
                         on_step=None, truncation: float | None = None) -> list[np.ndarray]:
-        """One image per (3DSG, caption) pair, drawn in one batch by the image diffusion from ``seed``.
+        """One image per (3DSG, caption) pair: ``generate_image_tokens`` decoded by the VQ-VAE.
+        Returns (S, S, 3) uint8 images; raises ValueError for a bad graph or setting."""
+        return self.detokenize(self.generate_image_tokens(graphs3d, texts, steps, guidance, seed, use_graph,
+                                                          on_step, truncation))
+
+    def generate_image_tokens(self, graphs3d: list[SceneGraph], texts: list[str | None], steps: int | None = None,
+                              guidance: float | None = None, seed: int = 0, use_graph: bool = True,
+                              on_step=None, truncation: float | None = None) -> torch.Tensor:
+        """One (grid, grid) VQ token map per (3DSG, caption) pair, drawn in one batch by the image
+        diffusion from ``seed``; ``detokenize`` turns them into images.
 
         A caption of None (or "") leaves the text out; ``use_graph=False`` leaves the 3DSG out (the
         "without 3DSG" ablation). ``truncation`` (0-1] is the probability mass each prediction keeps
         (default ``image_diffusion.DEFAULT_TRUNCATION``). Every object of a 3DSG needs position and
-        size (``lift_to_3d`` gives them). Returns (S, S, 3) uint8 images; raises ValueError for a bad
-        graph or setting.
+        size (``lift_to_3d`` gives them). Returns (B, grid, grid) int64 tokens on the CPU; raises
+        ValueError for a bad graph or setting.
         """
         from .models.clip import encode_texts
         from .models.dgae import graph_features
@@ -188,8 +197,7 @@ class Engine:
             said = torch.tensor([bool(t) for t in texts], device=self.device)
             text = encode_texts(self.model("clip"), [t or "" for t in texts]).float()
             cond.update(text=text, use_text=said, use_graph=torch.full_like(said, use_graph))
-            tokens = sample(model, cond, steps, generator, guidance, truncation, on_step)
-        return self.detokenize(tokens.cpu())
+            return sample(model, cond, steps, generator, guidance, truncation, on_step).cpu()
 
     def generate_image(self, graph3d: SceneGraph, text: str | None = None, n: int = 1, steps: int | None = None,
                        guidance: float | None = None, seed: int = 0, on_step=None) -> list[np.ndarray]:

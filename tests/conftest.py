@@ -1,8 +1,17 @@
-"""Shared fixtures: a tiny built world, and checkpoints trained on it for two steps each."""
+"""Shared fixtures: a tiny built world, and checkpoints trained on it for two steps each; the
+studio's example cache in a temporary folder."""
 import pytest
 
 from sd3core.train import TrainArgs, train
 from sd3core.world.build import build_split
+
+
+@pytest.fixture(scope="session", autouse=True)
+def examples_cache(tmp_path_factory):
+    """Studios built by tests cache their example results here, not in the checkout's .gradio/."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GRADIO_EXAMPLES_CACHE", str(tmp_path_factory.mktemp("examples_cache")))
+        yield
 
 
 @pytest.fixture(scope="session")

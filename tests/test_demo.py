@@ -1,6 +1,8 @@
 """The studio's event functions, called directly: tables <-> graphs, figures, the inspector, and the
 model arrows over tiny checkpoints (real code, meaningless weights), failure paths included."""
 
+from types import SimpleNamespace
+
 import gradio as gr
 import numpy as np
 import pandas as pd
@@ -8,8 +10,8 @@ import pytest
 from PIL import Image
 
 from demo import hosting
-from demo.events import StudioEvents, TabState, captions_markdown, faithfulness_html
-from demo.figures import box_annotations, graph_figure, scene_figure
+from demo.events import DEFAULT_SAMPLES, StudioEvents, TabState, captions_markdown, faithfulness_html
+from demo.figures import TOKEN_CELL_PX, box_annotations, graph_figure, scene_figure
 from demo.inspector import (MAX_JSON_CHARS, compare_graphs, graphs_of_tab, inspect_graph, load_json_file,
                             read_any_graph)
 from demo.messages import shown_as_messages
@@ -202,9 +204,9 @@ def test_text_tab_runs_only_what_follows_each_edit(events):
     assert status == "Parsed: 2 objects, 1 relations." and state.sentence
     figure, objects3d, relations3d, state, _ = events.lift("tsg", objects, relations, state, STEPS, 0)
     assert len(objects3d) == 2 and state.lifted_from == state.source
-    gallery, checks, state, status = events.generate_images(objects3d, relations3d, state, 2, STEPS, 3.0, 0)
+    gallery, grids, checks, state, status = events.generate_images(objects3d, relations3d, state, 2, STEPS, 3.0, 0)
     assert len(gallery) == 2 and gallery[0][0].shape == (64, 64, 3) and "Image 2" in checks
-    assert "from the sentence and the 3DSG" in status
+    assert "from the sentence and the 3DSG" in status and grids == []  # token grids only when asked
 
     edited = set_predicate(relations, 1, "behind")  # edit the TSG: re-lift, then draw
     *_, state, status = events.regenerate_images(objects, edited, objects3d, relations3d, state, 1, STEPS, 3.0, 0)
@@ -272,3 +274,46 @@ def test_bad_uploads_get_a_clear_message(events, tmp_path):
         events.detect(None)
     with pytest.raises(gr.Error, match="upload an image"):
         events.generate_captions(*to_tables(GRAPH3D), TabState(), 1, STEPS, 0)
+
+
+def test_token_grids_show_the_codes_each_image_was_drawn_from(events):
+    objects, relations, state, _ = events.parse("a red cube to the left of a blue sphere")
+    _, objects3d, relations3d, state, _ = events.lift("tsg", objects, relations, state, STEPS, 0)
+    gallery, grids, *_ = events.generate_images(objects3d, relations3d, state, 2, STEPS, 3.0, 0, True)
+    assert len(grids) == 2 and grids[0][1] == "#1: VQ tokens"
+    grid = grids[1][0]
+    assert grid.shape == (8 * TOKEN_CELL_PX, 8 * TOKEN_CELL_PX, 3)
+    # under the grid lines and numbers, each cell is the image's own 8 x 8 patch, enlarged
+    assert np.array_equal(grid[-2, -2], gallery[1][0][-1, -1])
+    tokens = events.engine.generate_image_tokens([state.graph3d] * 2, [state.sentence] * 2, STEPS, 3.0, 0)
+    assert np.array_equal(events.engine.detokenize(tokens)[1], gallery[1][0])  # the same draw
+    with pytest.raises(gr.Error, match="samples: got 99"):
+        events.generate_images(objects3d, relations3d, state, 99, STEPS, 3.0, 0, True)
+
+
+def test_an_example_runs_every_arrow_and_its_state_comes_back_from_the_tables(events):
+    sentence = "a red cube to the left of a blue sphere"
+    objects, relations, figure, objects3d, relations3d, gallery, checks, status = events.text_example(sentence)
+    assert len(gallery) == DEFAULT_SAMPLES and "Image 4" in checks and status.startswith("Example at the default")
+    state = events.example_state("tsg", sentence, objects, relations, objects3d, relations3d)
+    assert state.sentence == sentence and state.graph3d == from_tables("3dsg", objects3d, relations3d)
+    out = events.regenerate_images(objects, relations, objects3d, relations3d, state, 1, STEPS, 3.0, 0)
+    assert out[-1].startswith("Nothing edited;") and "from the sentence and the 3DSG" in out[-1]
+
+    with pytest.raises(gr.Error, match="text: empty"):
+        events.text_example(" ")
+    with pytest.raises(gr.Error, match="no object found"):
+        events.text_example("hello there")
+
+
+def test_an_image_example_is_captioned_or_says_why_not(events, monkeypatch):
+    image = str(next(EXAMPLES.glob("*.png")))
+    with pytest.raises(gr.Error, match="found no objects"):  # the two-step detector finds nothing here
+        events.image_example(image)
+    vsg = SceneGraph("vsg", [o.__class__(o.id, o.label, o.attributes, o.box) for o in GRAPH3D.objects],
+                     GRAPH3D.relations[:1])
+    monkeypatch.setattr(events.engine, "detect", lambda images, threshold=None: [SimpleNamespace(graph=vsg)])
+    boxes, objects, relations, figure, objects3d, relations3d, captions, status = events.image_example(image)
+    assert captions.startswith("1. “") and f"\n{DEFAULT_SAMPLES}. “" in captions
+    state = events.example_state("vsg", image, objects, relations, objects3d, relations3d)
+    assert state.image.shape == boxes[0].shape and state.lifted_from == vsg

@@ -46,11 +46,12 @@ def test_text_to_image_endpoints(client):
     assert edited["data"][0][1] == "behind"
     figure, objects3d, relations3d, status = call("/lift_tsg", objects, relations, STEPS, seed)
     assert json.loads(figure["plot"])["data"] and len(objects3d["data"]) == 2
-    gallery, checks, status = call("/generate_images", objects3d, relations3d, 2, STEPS, 3.0, seed)
+    gallery, grids, checks, status = call("/generate_images", objects3d, relations3d, 2, STEPS, 3.0, seed, True)
     assert len(gallery) == 2 and "Image 2" in checks and status.startswith("Drew 2 images from the sentence")
-    *_, gallery, checks, status = call("/regenerate_images", objects, edited, objects3d, relations3d,
-                                       1, STEPS, 3.0, seed)
-    assert status.startswith("TSG edited: re-lifted") and len(gallery) == 1
+    assert [item["caption"] for item in grids] == ["#1: VQ tokens", "#2: VQ tokens"]
+    *_, gallery, grids, checks, status = call("/regenerate_images", objects, edited, objects3d, relations3d,
+                                              1, STEPS, 3.0, seed)  # the token-grid setting left at its default
+    assert status.startswith("TSG edited: re-lifted") and len(gallery) == 1 and grids == []
     tsg_json, graph3d_json = call("/text_tab_graphs")
     assert json.loads(tsg_json)["kind"] == "tsg" and json.loads(graph3d_json)["kind"] == "3dsg"
 

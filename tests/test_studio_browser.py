@@ -1,5 +1,6 @@
 """A real browser: headless Chromium driven by Playwright types a sentence, edits a relation cell in
-the TSG table, regenerates, and sees the 3D view and the image change. Skipped, with the reason,
+the TSG table, regenerates, and sees the 3D view and the image change; picks an example sentence
+(its results computed on the first click and cached), regenerates it with the VQ token grids on. Skipped, with the reason,
 where Playwright or /usr/bin/chromium is missing (``make test`` installs both).
 
 By default the studio runs on the two-step test checkpoints, whose images hardly depend on the
@@ -78,4 +79,21 @@ def test_edit_a_relation_and_regenerate_in_the_browser(studio_url):
         assert page.locator(".sd3-card").first.get_by_text("red cube #0 behind blue sphere #1").count() == 1
         if SHIPPED:
             assert first_image(page) != image
+        browser.close()
+
+
+def test_an_example_runs_every_arrow_then_regenerates_with_token_grids(studio_url):
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 2000})
+        page.set_default_timeout(WAIT_MS)
+        page.goto(studio_url)
+        page.get_by_text("a small green cone is on a large white cube").click()
+        page.get_by_text("Example at the default settings; drew 4 images from the sentence and the 3DSG.").wait_for()
+        assert page.locator("#sd3-gallery img").count() == 4 and "on" in predicates_in_3d_view(page)[0]
+        page.get_by_role("button", name="Settings").click()
+        page.get_by_label("show each image's VQ token grid", exact=False).check()
+        page.get_by_role("button", name="Regenerate").click()  # the state came back from the cached tables
+        page.get_by_text("Nothing edited; drew 4 images from the sentence and the 3DSG.").wait_for()
+        page.locator("#sd3-token-grids img").nth(3).wait_for()
         browser.close()
