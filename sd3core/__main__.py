@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+SHEET_SCENES = 4  # scenes per half of the generation sheet
+
 
 def _world_build(args: argparse.Namespace) -> None:
     from .world.build import build_split
@@ -119,10 +121,11 @@ def _caption(args: argparse.Namespace) -> None:
 def _eval_generation(args: argparse.Namespace) -> None:
     import json
 
-    from .evaluate import GENERATION_SLICE_FIGURES, SLICE_SCENES, record_slice_checks
+    from .evaluate import GENERATION_SLICE_FIGURES, SLICE_SCENES, generation_sheet, record_slice_checks
     from .models import image_diffusion, text_diffusion
     from .pipeline import Engine
     from .train import heldout_loss
+    from .world.build import load_split
     engine = Engine()
     if args.record_slice:
         if (args.split, args.limit) != ("test", SLICE_SCENES):
@@ -134,6 +137,13 @@ def _eval_generation(args: argparse.Namespace) -> None:
         record_slice_checks(report, f"python -m sd3core eval generation --data data/world --split test "
                                     f"--limit {SLICE_SCENES} --record-slice", GENERATION_SLICE_FIGURES)
         print("recorded the slice figures in checkpoints/manifest.json")
+        return
+    if args.sheet:
+        arrays, records = load_split(args.data, args.split, ("rgb",))
+        texts = [r["captions"][0]["text"] for r in records[:SHEET_SCENES]]
+        renders = list(arrays["rgb"][SHEET_SCENES:2 * SHEET_SCENES])
+        generation_sheet(engine, texts, renders, seed=args.seed).save(args.sheet)
+        print(f"wrote {args.sheet}")
         return
     report = {"st2i": image_diffusion.evaluate(engine.model("image_diffusion"), args.data, args.split, args.limit,
                                                seed=args.seed),
@@ -258,6 +268,9 @@ def build_parser() -> argparse.ArgumentParser:
     generation.add_argument("--record-slice", action="store_true", help="instead: the diffusions' held-out "
                             "loss on the first 32 test scenes, written into their manifest entries as the "
                             "slice check the tests reproduce (with --split test --limit 32)")
+    generation.add_argument("--sheet", metavar="PNG", help=f"instead: the sheet of ST2I for the first "
+                            f"{SHEET_SCENES} scenes' captions (4 images each) and SI2T for the next {SHEET_SCENES} "
+                            "renders (4 captions each)")
     generation.set_defaults(run=_eval_generation)
 
     generate = commands.add_parser("generate", help="a sentence -> its TSG, 3DSG and n images (ST2I)")

@@ -1,5 +1,7 @@
-"""Pictures for people: detections drawn on images, and image grids."""
+"""Pictures for people: detections drawn on images, text panels, and image grids."""
 from __future__ import annotations
+
+import textwrap
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -32,3 +34,15 @@ def image_grid(rows: list[list[Image.Image]], pad: int = 4, background=(250, 250
         for c, im in enumerate(row):
             grid.paste(im, (pad + c * (cw + pad), pad + r * (ch + pad)))
     return grid
+
+
+def text_panel(paragraphs: list[str], width: int, height: int, size: int = 13) -> Image.Image:
+    """A white ``width`` x ``height`` picture of the paragraphs, wrapped to fit the width, a blank
+    line between them (what does not fit at the bottom is cut)."""
+    panel = Image.new("RGB", (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(panel)
+    font = ImageFont.load_default(size=size)
+    chars = max(8, int(width / (0.55 * size)))
+    lines = [line for p in paragraphs for line in [*textwrap.wrap(p, chars), ""]]
+    draw.multiline_text((6, 6), "\n".join(lines), fill=(20, 20, 20), font=font, spacing=3)
+    return panel

@@ -222,6 +222,26 @@ def perception_sheet(engine, images: list[np.ndarray]):
                        [draw_detections(im, d) for im, d in zip(images, engine.detect(images))]])
 
 
+def generation_sheet(engine, texts: list[str], images: list[np.ndarray], n: int = 4, seed: int = 0):
+    """The ST2I/SI2T sheet: a row per caption (the caption, then ``n`` images drawn from it by
+    ``Engine.text_to_image``), then a row per image (the image, then the ``n`` captions
+    ``Engine.image_to_text`` writes for it). Images enlarged to 192 pixels."""
+    from PIL import Image
+
+    from .draw import image_grid, text_panel
+    side = 192
+
+    def big(im: np.ndarray) -> Image.Image:
+        return Image.fromarray(im).resize((side, side), Image.NEAREST)
+
+    rows = [[text_panel([f"“{t}”"], side, side), *map(big, engine.text_to_image(t, n, seed=seed)["images"])]
+            for t in texts]
+    rows += [[big(im), *(text_panel([f"{k}. {c}"], side, side)
+                         for k, c in enumerate(engine.image_to_text(im, n, seed=seed)["captions"], start=1))]
+             for im in images]
+    return image_grid(rows)
+
+
 def _triples(graph: SceneGraph, ids: dict[int, int] | None = None) -> set[tuple[int, str, int]]:
     """The graph's nine-predicate triples, ends renamed by ``ids`` (graph id -> other id) if given."""
     name = (lambda i: i) if ids is None else ids.__getitem__

@@ -7,7 +7,10 @@ Images cross the API as (H, W, 3) uint8 sRGB numpy arrays; the Engine owns resiz
 """
 from __future__ import annotations
 
+import hashlib
 import os
+import threading
+from collections import OrderedDict
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -20,6 +23,7 @@ from .images import to_model_images, to_uint8_images
 
 MAX_IMAGE_PIXELS = 4096 * 4096  # larger images are refused before any work
 MAX_SAMPLES = 16                 # most samples one call may ask for
+CONDITION_CACHE_SIZE = 16        # condition encodings kept for regenerating from the same inputs
 
 
 def pick_device() -> torch.device:
@@ -49,13 +53,36 @@ def check_image(image: np.ndarray) -> np.ndarray:
     return image[:, :, :3]
 
 
+def set_threads() -> int:
+    """Set torch's CPU threads to ``SD3_THREADS`` if given (a whole number >= 1), else leave
+    torch's default (one per core it sees; 2 on the 2-core dev machine, where that is fastest:
+    ``bench/arrows.py``). Returns the number in use."""
+    raw = os.environ.get("SD3_THREADS")
+    if raw:
+        if not raw.isdigit() or int(raw) < 1:
+            raise ValueError(f"SD3_THREADS: got {raw!r}, expected a whole number of at least 1")
+        torch.set_num_threads(int(raw))
+    return torch.get_num_threads()
+
+
+def _image_key(image: np.ndarray) -> tuple:
+    return image.shape, hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest()
+
+
 class Engine:
-    """One per process. Models load on first use from ``checkpoint_dir`` (sha256-verified)."""
+    """One per process. Models load on first use from ``checkpoint_dir`` (sha256-verified).
+
+    The encodings the diffusions are conditioned on (3DSG features, caption embeddings, an image's
+    VQ tokens) are kept for the last ``CONDITION_CACHE_SIZE`` inputs, so regenerating from the same
+    graphs (new seed, more samples) runs only the diffusion."""
 
     def __init__(self, checkpoint_dir: str | Path = CHECKPOINT_DIR, device: str | torch.device | None = None):
         self.checkpoint_dir = Path(checkpoint_dir)
         self.device = torch.device(device) if device is not None else pick_device()
+        self.threads = set_threads()
         self._models: dict[str, torch.nn.Module] = {}
+        self._conditions: OrderedDict = OrderedDict()
+        self._conditions_lock = threading.Lock()
 
     def model(self, stage: str) -> torch.nn.Module:
         """The trained model of ``stage`` ("vqvae", …), loaded once, in eval mode on the device."""
@@ -71,6 +98,21 @@ class Engine:
     def set_model(self, stage: str, model: torch.nn.Module) -> None:
         """Use ``model`` for ``stage`` instead of the shipped checkpoint (evaluation during training)."""
         self._models[stage] = model.to(self.device).eval()
+        with self._conditions_lock:
+            self._conditions.clear()
+
+    def _cached(self, key: tuple, encode):
+        """``encode()``, or what it gave for ``key`` among the last ``CONDITION_CACHE_SIZE`` keys."""
+        with self._conditions_lock:
+            if key in self._conditions:
+                self._conditions.move_to_end(key)
+                return self._conditions[key]
+        value = encode()
+        with self._conditions_lock:
+            self._conditions[key] = value
+            while len(self._conditions) > CONDITION_CACHE_SIZE:
+                self._conditions.popitem(last=False)
+        return value
 
     def _autocast(self):
         return torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else nullcontext()
@@ -193,9 +235,10 @@ class Engine:
         model = self.model("image_diffusion")
         generator = torch.Generator(device=self.device).manual_seed(seed)
         with torch.inference_mode(), self._autocast():
-            cond = graph_features(self.model("dgae"), graphs3d)
+            cond = dict(self._cached(("3dsg", *graphs3d), lambda: graph_features(self.model("dgae"), graphs3d)))
             said = torch.tensor([bool(t) for t in texts], device=self.device)
-            text = encode_texts(self.model("clip"), [t or "" for t in texts]).float()
+            texts = [t or "" for t in texts]
+            text = self._cached(("text", *texts), lambda: encode_texts(self.model("clip"), texts).float())
             cond.update(text=text, use_text=said, use_graph=torch.full_like(said, use_graph))
             return sample(model, cond, steps, generator, guidance, truncation, on_step).cpu()
 
@@ -232,10 +275,11 @@ class Engine:
             raise ValueError(f"steps: got {steps}, expected 1 to 1000")
         for g in graphs3d:
             _check_3dsg(g)
-        tokens = self.tokenize(images).flatten(1).to(self.device)
+        tokens = self._cached(("image", *map(_image_key, images)),
+                              lambda: self.tokenize(images).flatten(1).to(self.device))
         generator = torch.Generator(device=self.device).manual_seed(seed)
         with torch.inference_mode(), self._autocast():
-            cond = graph_features(self.model("dgae"), graphs3d)
+            cond = dict(self._cached(("3dsg", *graphs3d), lambda: graph_features(self.model("dgae"), graphs3d)))
             cond.update(image=tokens, use_graph=torch.full((len(images),), use_graph, device=self.device))
             return sample(self.model("text_diffusion"), cond, steps, generator)
 

@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 import torch
 
+import sd3core.models.clip
+
 from conftest import fit_steps
 from sd3core.diffusion import truncate
 from sd3core.evaluate import (caption_scores, faithfulness, frechet_distance, relation_correctness,
@@ -11,7 +13,7 @@ from sd3core.evaluate import (caption_scores, faithfulness, frechet_distance, re
 from sd3core.graph import SceneGraph, SGObject, SGRelation
 from sd3core.models import image_diffusion, text_diffusion
 from sd3core.models.detector import make_detections
-from sd3core.pipeline import Engine
+from sd3core.pipeline import CONDITION_CACHE_SIZE, Engine, set_threads
 from sd3core.world.build import read_split
 
 
@@ -65,6 +67,46 @@ def test_engine_generates_images_and_captions(tiny_checkpoints, tiny_world):
     assert len(engine.generate_caption(graph, None, steps=2)) == 1   # no image: one is drawn first
 
 
+def test_regenerating_reuses_condition_encodings_with_the_same_result(tiny_checkpoints, tiny_world, monkeypatch):
+    engine = Engine(tiny_checkpoints, device="cpu")
+    graph, text = _graph3d(), "a red cube to the left of a blue sphere"
+    render = next(read_split(tiny_world, "test"))["rgb"]
+    first = engine.generate_image_tokens([graph] * 2, [text] * 2, steps=2, seed=1)
+    captions = engine.generate_captions([graph], [render], steps=2, seed=1)
+    calls = []
+    monkeypatch.setattr(engine, "tokenize", lambda images: calls.append("tokenize"))
+    monkeypatch.setattr("sd3core.models.dgae.graph_features", lambda *a: calls.append("graph_features"))
+    monkeypatch.setattr("sd3core.models.clip.encode_texts", lambda *a: calls.append("encode_texts"))
+    assert torch.equal(engine.generate_image_tokens([graph] * 2, [text] * 2, steps=2, seed=1), first)
+    assert engine.generate_captions([graph], [render], steps=2, seed=1) == captions
+    assert calls == []  # nothing re-encoded, the same draws
+    monkeypatch.undo()
+    fresh = Engine(tiny_checkpoints, device="cpu")  # the cached encodings equal fresh ones
+    assert torch.equal(fresh.generate_image_tokens([graph] * 2, [text] * 2, steps=2, seed=1), first)
+
+    for k in range(CONDITION_CACHE_SIZE):  # the cache is bounded: the oldest caption falls out
+        engine.generate_image_tokens([graph] * 2, [f"{text} {k}"] * 2, steps=1)
+    encode_texts = sd3core.models.clip.encode_texts
+    monkeypatch.setattr("sd3core.models.clip.encode_texts", lambda *a: calls.append("encode_texts") or encode_texts(*a))
+    engine.generate_image_tokens([graph] * 2, [text] * 2, steps=1)
+    assert calls == ["encode_texts"]
+    engine.set_model("dgae", engine.model("dgae"))  # a new model: nothing cached is used
+    engine.generate_image_tokens([graph] * 2, [text] * 2, steps=1)
+    assert calls == ["encode_texts"] * 2
+
+
+def test_sd3_threads_sets_torch_threads(monkeypatch):
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("SD3_THREADS", "1")
+        assert set_threads() == 1 == torch.get_num_threads()
+        monkeypatch.setenv("SD3_THREADS", "two")
+        with pytest.raises(ValueError, match="SD3_THREADS: got 'two'"):
+            set_threads()
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_engine_refuses_bad_generation_requests(tiny_checkpoints):
     engine = Engine(tiny_checkpoints, device="cpu")
     flat = SceneGraph("tsg", [SGObject(0, "cube")])
@@ -112,3 +154,12 @@ def test_caption_metrics():
     rng = np.random.default_rng(0)
     a, b = rng.normal(size=(500, 4)), rng.normal(size=(500, 4))
     assert frechet_distance(a, b) < 0.1 < frechet_distance(a, b + 1.0)
+
+
+def test_generation_sheet_lays_out_captions_with_images_and_images_with_captions(tiny_checkpoints, tiny_world):
+    from sd3core.evaluate import generation_sheet
+    engine = Engine(tiny_checkpoints, device="cpu")
+    render = next(read_split(tiny_world, "test"))["rgb"]
+    sheet = generation_sheet(engine, ["a red cube to the left of a blue sphere"], [render], n=2)
+    assert sheet.size == (3 * (192 + 4) + 4, 2 * (192 + 4) + 4)  # 2 rows of a picture/text and 2 outputs
+    assert np.asarray(sheet)[4 + 192 // 2, 4 + 192 + 4 + 10].tolist() != [255, 255, 255]  # an image, not text
