@@ -23,10 +23,7 @@ demo: setup
 
 bench: setup
 	$(PY) -m pip install --quiet SceneGraphParser==0.1.0
-	$(PY) bench/world.py
-	$(PY) bench/parser.py
-	$(PY) bench/lift.py
-	$(PY) bench/generation.py
+	$(PY) bench/run_all.py
 
 world-sheet: setup
 	$(PY) -m sd3core world sheet --split val --n 16 --out assets/world_sheet.png

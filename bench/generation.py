@@ -14,7 +14,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for sd3core
 
 import torch  # noqa: E402
-from lift import _row, _times  # noqa: E402
+from timing import latency_row, repeat_times  # noqa: E402
 
 from sd3core.models.image_diffusion import DEFAULT_STEPS  # noqa: E402
 from sd3core.pipeline import Engine  # noqa: E402
@@ -31,16 +31,16 @@ def main() -> None:
     image = make_example(scene_seed("test", 0))["rgb"]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {engine.device}\n")
     print("| end to end, default settings | median ms | p95 ms |\n|---|---|---|")
-    print(_row("text -> 1 image", _times(lambda: engine.text_to_image(TEXT, 1), args.repeats)))
-    print(_row("text -> 4 images (one batch)", _times(lambda: engine.text_to_image(TEXT, 4), args.repeats)))
-    print(_row("image -> 1 caption", _times(lambda: engine.image_to_text(image, 1), args.repeats)))
+    print(latency_row("text -> 1 image", repeat_times(lambda: engine.text_to_image(TEXT, 1), args.repeats)))
+    print(latency_row("text -> 4 images (one batch)", repeat_times(lambda: engine.text_to_image(TEXT, 4), args.repeats)))
+    print(latency_row("image -> 1 caption", repeat_times(lambda: engine.image_to_text(image, 1), args.repeats)))
     graph3d = engine.text_to_image(TEXT, 1)["graph3d"]
     print("\n| image diffusion alone, 1 image | median ms | p95 ms | vs default |\n|---|---|---|---|")
     base = None
     for steps in (DEFAULT_STEPS, 8, 32):
-        times = _times(lambda: engine.generate_image(graph3d, TEXT, 1, steps=steps), args.repeats)
+        times = repeat_times(lambda: engine.generate_image(graph3d, TEXT, 1, steps=steps), args.repeats)
         base = base or statistics.median(times)
-        print(_row(f"{steps} steps" + (" (default)" if steps == DEFAULT_STEPS else ""), times)
+        print(latency_row(f"{steps} steps" + (" (default)" if steps == DEFAULT_STEPS else ""), times)
               + f" {statistics.median(times) / base:.2f} |")
 
 

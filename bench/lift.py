@@ -8,12 +8,12 @@ drawn in one batch against 4 drawn one by one. The aim from the 3DSG-diffusion i
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for sd3core
 
 import torch  # noqa: E402
+from timing import latency_row, repeat_times  # noqa: E402
 
 from sd3core.graph import SceneGraph  # noqa: E402
 from sd3core.models.graph_diffusion import DEFAULT_STEPS  # noqa: E402
@@ -33,21 +33,6 @@ GRAPH = SceneGraph.from_dict({
                   {"subject": 5, "predicate": "in front of", "object": 1}]})
 
 
-def _times(fn, repeats: int) -> list[float]:
-    fn()  # warm-up
-    out = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - start)
-    return out
-
-
-def _row(name: str, times: list[float]) -> str:
-    p95 = sorted(times)[max(0, round(0.95 * len(times)) - 1)]
-    return f"| {name} | {1000 * statistics.median(times):.1f} | {1000 * p95:.1f} |"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=30)
@@ -57,12 +42,12 @@ def main() -> None:
     print("| lift a 6-object TSG | median ms | p95 ms |\n|---|---|---|")
     for steps in (4, 8, DEFAULT_STEPS, 32):
         mark = " (default)" if steps == DEFAULT_STEPS else ""
-        print(_row(f"1 sample, {steps} steps{mark}",
-                   _times(lambda: engine.lift_to_3d(GRAPH, steps=steps), args.repeats)))
-    batched = _times(lambda: engine.lift_to_3d_samples(GRAPH, 4), args.repeats)
-    single = _times(lambda: [engine.lift_to_3d(GRAPH, seed=s) for s in range(4)], args.repeats)
-    print(_row("4 samples in one batch", batched))
-    print(_row("4 samples one by one", single))
+        print(latency_row(f"1 sample, {steps} steps{mark}",
+                   repeat_times(lambda: engine.lift_to_3d(GRAPH, steps=steps), args.repeats)))
+    batched = repeat_times(lambda: engine.lift_to_3d_samples(GRAPH, 4), args.repeats)
+    single = repeat_times(lambda: [engine.lift_to_3d(GRAPH, seed=s) for s in range(4)], args.repeats)
+    print(latency_row("4 samples in one batch", batched))
+    print(latency_row("4 samples one by one", single))
     print(f"\nbatched / one by one: {statistics.median(batched) / statistics.median(single):.2f}")
 
 

@@ -1,0 +1,63 @@
+"""What every bench measures with: wall-clock repeats, percentiles, peak memory, markdown rows."""
+from __future__ import annotations
+
+import os
+import statistics
+import threading
+import time
+from contextlib import contextmanager
+
+import torch
+
+
+def repeat_times(fn, repeats: int) -> list[float]:
+    """Seconds of ``repeats`` calls of ``fn`` after one warm-up call."""
+    fn()
+    out = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - start)
+    return out
+
+
+def p95(times: list[float]) -> float:
+    """The 95th percentile by rank (the largest of fewer than 20 runs' top 5 %)."""
+    return sorted(times)[max(0, round(0.95 * len(times)) - 1)]
+
+
+def latency_row(name: str, times: list[float]) -> str:
+    """``| name | median ms | p95 ms |``."""
+    return f"| {name} | {1000 * statistics.median(times):.1f} | {1000 * p95(times):.1f} |"
+
+
+def _rss_bytes() -> int:
+    """This process's resident memory now (Linux ``/proc``)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@contextmanager
+def peak_memory(device: torch.device):
+    """Yields a dict whose ``"peak_mb"`` is, on leaving, the peak memory while inside: CUDA's
+    allocator peak on a GPU, else the process's resident memory sampled every millisecond."""
+    out = {}
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        yield out
+        out["peak_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+        return
+    peak, done = [_rss_bytes()], threading.Event()
+
+    def sample():
+        while not done.wait(0.001):
+            peak[0] = max(peak[0], _rss_bytes())
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        yield out
+    finally:
+        done.set()
+        sampler.join()
+        out["peak_mb"] = max(peak[0], _rss_bytes()) / 2**20
