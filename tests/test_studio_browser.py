@@ -40,6 +40,18 @@ def studio_url(request):
     studio.close()
 
 
+@pytest.fixture
+def page(studio_url):
+    """A fresh headless Chromium page on the studio."""
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 2000})
+        page.set_default_timeout(WAIT_MS)
+        page.goto(studio_url)
+        yield page
+        browser.close()
+
+
 def predicates_in_3d_view(page) -> list[str]:
     """The predicate labels the Plotly 3D view of the text tab draws."""
     return page.evaluate("() => document.querySelector('#sd3-tsg-figure .js-plotly-plot').data"
@@ -52,48 +64,36 @@ def first_image(page) -> str:
         return hashlib.sha256(response.read()).hexdigest()
 
 
-def test_edit_a_relation_and_regenerate_in_the_browser(studio_url):
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1400, "height": 2000})
-        page.set_default_timeout(WAIT_MS)
-        page.goto(studio_url)
-        page.fill("#sd3-sentence textarea", "a red cube to the left of a blue sphere")
-        page.press("#sd3-sentence textarea", "Enter")
-        page.get_by_text("Parsed: 2 objects, 1 relations.").wait_for()
-        regenerate = page.get_by_role("button", name="Regenerate")
-        regenerate.click()
-        page.get_by_text("Lifted the TSG to 3D; drew 4 images from the sentence").wait_for()
-        view, image = predicates_in_3d_view(page), first_image(page)
-        if not SHIPPED:
-            assert view == ["#0 → #1: to the left of"]
+def test_edit_a_relation_and_regenerate_in_the_browser(page):
+    page.fill("#sd3-sentence textarea", "a red cube to the left of a blue sphere")
+    page.press("#sd3-sentence textarea", "Enter")
+    page.get_by_text("Parsed: 2 objects, 1 relations.").wait_for()
+    regenerate = page.get_by_role("button", name="Regenerate")
+    regenerate.click()
+    page.get_by_text("Lifted the TSG to 3D; drew 4 images from the sentence").wait_for()
+    view, image = predicates_in_3d_view(page), first_image(page)
+    if not SHIPPED:
+        assert view == ["#0 → #1: to the left of"]
 
-        cell = page.locator("#sd3-tsg-relations [role='gridcell']").nth(1)  # row 1, predicate
-        cell.dblclick()
-        editor = page.locator("#sd3-tsg-relations textarea, #sd3-tsg-relations input").first
-        editor.fill("behind")
-        editor.press("Enter")
-        regenerate.click()
-        page.get_by_text("TSG edited: re-lifted to 3D; drew 4 images from the 3DSG alone").wait_for()
-        assert predicates_in_3d_view(page) != view and "behind" in predicates_in_3d_view(page)[0]
-        assert page.locator(".sd3-card").first.get_by_text("red cube #0 behind blue sphere #1").count() == 1
-        if SHIPPED:
-            assert first_image(page) != image
-        browser.close()
+    cell = page.locator("#sd3-tsg-relations [role='gridcell']").nth(1)  # row 1, predicate
+    cell.dblclick()
+    editor = page.locator("#sd3-tsg-relations textarea, #sd3-tsg-relations input").first
+    editor.fill("behind")
+    editor.press("Enter")
+    regenerate.click()
+    page.get_by_text("TSG edited: re-lifted to 3D; drew 4 images from the 3DSG alone").wait_for()
+    assert predicates_in_3d_view(page) != view and "behind" in predicates_in_3d_view(page)[0]
+    assert page.locator(".sd3-card").first.get_by_text("red cube #0 behind blue sphere #1").count() == 1
+    if SHIPPED:
+        assert first_image(page) != image
 
 
-def test_an_example_runs_every_arrow_then_regenerates_with_token_grids(studio_url):
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1400, "height": 2000})
-        page.set_default_timeout(WAIT_MS)
-        page.goto(studio_url)
-        page.get_by_text("a small green cone is on a large white cube").click()
-        page.get_by_text("Example at the default settings; drew 4 images from the sentence and the 3DSG.").wait_for()
-        assert page.locator("#sd3-gallery img").count() == 4 and "on" in predicates_in_3d_view(page)[0]
-        page.get_by_role("button", name="Settings").click()
-        page.get_by_label("show each image's VQ token grid", exact=False).check()
-        page.get_by_role("button", name="Regenerate").click()  # the state came back from the cached tables
-        page.get_by_text("Nothing edited; drew 4 images from the sentence and the 3DSG.").wait_for()
-        page.locator("#sd3-token-grids img").nth(3).wait_for()
-        browser.close()
+def test_an_example_runs_every_arrow_then_regenerates_with_token_grids(page):
+    page.get_by_text("a small green cone is on a large white cube").click()
+    page.get_by_text("Example at the default settings; drew 4 images from the sentence and the 3DSG.").wait_for()
+    assert page.locator("#sd3-gallery img").count() == 4 and "on" in predicates_in_3d_view(page)[0]
+    page.get_by_role("button", name="Settings").click()
+    page.get_by_label("show each image's VQ token grid", exact=False).check()
+    page.get_by_role("button", name="Regenerate").click()  # the state came back from the cached tables
+    page.get_by_text("Nothing edited; drew 4 images from the sentence and the 3DSG.").wait_for()
+    page.locator("#sd3-token-grids img").nth(3).wait_for()
