@@ -21,8 +21,8 @@ disk): their first captions, TSGs, renders; 3DSGs lifted from the TSGs. Rows:
   caption (``image_to_text``) against one thread.
 
 "ratio" is baseline time / this time (how many times faster than the baseline; > 1 is faster).
-Memory: the process's peak resident memory while the batch-1 runs go (models loaded: it is what a
-deployment needs), or CUDA's allocator peak on a GPU.
+Memory: the process's peak resident memory during one batch-1 run, outside the timed runs (models
+loaded: it is what a deployment needs), or CUDA's allocator peak on a GPU.
 Roofline: FLOPs counted by ``torch.utils.flop_counter`` (matmuls, convolutions, attention; the
 elementwise rest is not counted) per item at the best batch, over the measured time per item,
 as a fraction of the fp32 matmul peak measured here (square matmuls of side 1024, all threads).
@@ -128,8 +128,9 @@ def main() -> None:
     roofline = []
     repeats_big = max(2, args.repeats // 4)
     for arrow in arrows(engine, max(args.batches)):
-        with peak_memory(engine.device) as memory:
-            times = repeat_times(lambda: arrow.run(1), args.repeats)
+        times = repeat_times(lambda: arrow.run(1), args.repeats)
+        with peak_memory(engine.device) as memory:  # apart from the timed runs: sampling costs time
+            arrow.run(1)
         rates = throughput(arrow.run, args.batches, repeats_big)
         best = max(rates, key=rates.get)
         if arrow.baseline_batches:
