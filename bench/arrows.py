@@ -71,9 +71,15 @@ def matmul_peak_gflops(side: int = 1024, repeats: int = 20) -> float:
 
 
 def count_flops(fn) -> int:
-    """Matmul/convolution/attention FLOPs of one call of ``fn``."""
-    with FlopCounterMode(display=False) as counter:
-        fn()
+    """Matmul/convolution/attention FLOPs of one call of ``fn``. The transformers' fused inference
+    path (one aten op per layer) would hide its matmuls from the counter, so it is off while counting."""
+    fused = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        with FlopCounterMode(display=False) as counter:
+            fn()
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fused)
     return counter.get_total_flops()
 
 

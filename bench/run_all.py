@@ -2,6 +2,7 @@
 that made it, the machine and the commit it ran on.
 
 Run: .venv/bin/python bench/run_all.py [--only arrows startup ...]   (``make bench`` runs them all)
+     .venv/bin/python bench/run_all.py --record quality_speed out.md   (a bench's output run by hand)
 With ``--only``, the other sections already in ``results.md`` are kept as they are; each section
 says when and where it was measured. A bench that fails leaves its old section and makes the run
 exit non-zero. The benches run one after another: two at once would share the cores and skew both.
@@ -55,25 +56,39 @@ def read_sections() -> dict[str, str]:
     return {name: body.rstrip() + "\n" for name, body in zip(parts[1::2], parts[2::2])}
 
 
-def run(name: str) -> str:
-    """Run one bench; its section (stdout under a heading with the command), or raise."""
+def section(name: str, output: str, when: datetime.datetime) -> str:
+    """A bench's section: what it answers, its command, when, the commit and machine, its output."""
     script, about = BENCHES[name]
-    command = [sys.executable, str(BENCH / script[0]), *script[1:]]
+    return (f"{about}. `.venv/bin/python bench/{' '.join(script)}`, {when:%Y-%m-%d %H:%M} UTC, commit "
+            f"{commit()}, {machine()}, torch {torch.__version__}.\n\n{output.strip()}\n")
+
+
+def run(name: str) -> str:
+    """Run one bench; its section, or raise."""
+    script, _ = BENCHES[name]
     print(f"running {name} ...", file=sys.stderr, flush=True)
-    out = subprocess.run(command, cwd=BENCH.parent, capture_output=True, text=True)
+    out = subprocess.run([sys.executable, str(BENCH / script[0]), *script[1:]], cwd=BENCH.parent,
+                         capture_output=True, text=True)
     if out.returncode != 0:
         raise RuntimeError(f"{name} failed ({out.returncode}):\n{out.stderr[-2000:]}")
-    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return (f"{about}. `.venv/bin/python bench/{' '.join(script)}`, {when}, commit {commit()}, "
-            f"{machine()}, torch {torch.__version__}.\n\n{out.stdout.strip()}\n")
+    return section(name, out.stdout, datetime.datetime.now(datetime.timezone.utc))
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="+", choices=list(BENCHES), help="run these, keep the other sections")
+    parser.add_argument("--record", nargs=2, metavar=("NAME", "FILE"),
+                        help="instead of running: record FILE, the stdout of bench NAME run by hand with its "
+                             "command here on this commit (for long ones), dated by the file's time")
     args = parser.parse_args()
     sections, failed = read_sections(), []
-    for name in args.only or BENCHES:
+    if args.record:
+        name, path = args.record
+        if name not in BENCHES:
+            parser.error(f"--record: {name!r} is not one of {', '.join(BENCHES)}")
+        when = datetime.datetime.fromtimestamp(Path(path).stat().st_mtime, datetime.timezone.utc)
+        sections[name] = section(name, Path(path).read_text(), when)
+    for name in [] if args.record else args.only or BENCHES:
         try:
             sections[name] = run(name)
         except RuntimeError as error:
