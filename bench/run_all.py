@@ -56,10 +56,11 @@ def read_sections() -> dict[str, str]:
     return {name: body.rstrip() + "\n" for name, body in zip(parts[1::2], parts[2::2])}
 
 
-def section(name: str, output: str, when: datetime.datetime) -> str:
+def section(name: str, output: str, when: datetime.datetime, by_hand: bool = False) -> str:
     """A bench's section: what it answers, its command, when, the commit and machine, its output."""
     script, about = BENCHES[name]
-    return (f"{about}. `.venv/bin/python bench/{' '.join(script)}`, {when:%Y-%m-%d %H:%M} UTC, commit "
+    how = "run by hand, recorded with `run_all.py --record` at commit" if by_hand else "commit"
+    return (f"{about}. `.venv/bin/python bench/{' '.join(script)}`, {when:%Y-%m-%d %H:%M} UTC, {how} "
             f"{commit()}, {machine()}, torch {torch.__version__}.\n\n{output.strip()}\n")
 
 
@@ -87,7 +88,7 @@ def main() -> int:
         if name not in BENCHES:
             parser.error(f"--record: {name!r} is not one of {', '.join(BENCHES)}")
         when = datetime.datetime.fromtimestamp(Path(path).stat().st_mtime, datetime.timezone.utc)
-        sections[name] = section(name, Path(path).read_text(), when)
+        sections[name] = section(name, Path(path).read_text(), when, by_hand=True)
     for name in [] if args.record else args.only or BENCHES:
         try:
             sections[name] = run(name)
