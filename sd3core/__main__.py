@@ -145,10 +145,12 @@ def _eval_generation(args: argparse.Namespace) -> None:
         generation_sheet(engine, texts, renders, seed=args.seed).save(args.sheet)
         print(f"wrote {args.sheet}")
         return
+    if args.graph_diffusion:
+        engine.set_model("graph_diffusion", Engine(args.graph_diffusion).model("graph_diffusion"))
     report = {"st2i": image_diffusion.evaluate(engine.model("image_diffusion"), args.data, args.split, args.limit,
-                                               seed=args.seed),
+                                               seed=args.seed, engine=engine),
               "si2t": text_diffusion.evaluate(engine.model("text_diffusion"), args.data, args.split, args.limit,
-                                              seed=args.seed)}
+                                              seed=args.seed, engine=engine)}
     print(json.dumps(report, indent=1))
     print(generation_table(report))
 
@@ -271,6 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
     generation.add_argument("--sheet", metavar="PNG", help=f"instead: the sheet of ST2I for the first "
                             f"{SHEET_SCENES} scenes' captions (4 images each) and SI2T for the next {SHEET_SCENES} "
                             "renders (4 captions each)")
+    generation.add_argument("--graph-diffusion", metavar="DIR", help="lift with the graph_diffusion.pt of this "
+                            "checkpoint directory (its manifest.json) instead of the shipped one, e.g. a lifter "
+                            "fine-tuned with the dual term")
     generation.set_defaults(run=_eval_generation)
 
     generate = commands.add_parser("generate", help="a sentence -> its TSG, 3DSG and n images (ST2I)")

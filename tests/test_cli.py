@@ -46,3 +46,12 @@ def test_lift_prints_3dsgs_and_refuses_a_bad_graph(tmp_path):
     assert result.returncode == 2 and "objects[1].label: 'unicorn'" in result.stderr
     result = _run(["lift", str(tmp_path / "absent.json")])
     assert result.returncode == 2 and "absent.json" in result.stderr
+
+
+def test_eval_generation_lifts_with_another_graph_diffusion_when_asked(tiny_world, tiny_checkpoints, tmp_path):
+    args = ["eval", "generation", "--data", str(tiny_world), "--split", "test", "--limit", "2"]
+    result = _run([*args, "--graph-diffusion", str(tiny_checkpoints)])
+    assert result.returncode == 0, result.stderr
+    assert "| SD3 (full) |" in result.stdout and '"full_spatial_acc"' in result.stdout
+    missing = _run([*args, "--graph-diffusion", str(tmp_path)])  # no manifest there: a clear error
+    assert missing.returncode != 0 and "manifest" in missing.stderr and "Traceback" not in missing.stderr

@@ -165,11 +165,12 @@ def load_data(data_dir: str, split: str, limit: int = 0) -> Examples:
 @torch.no_grad()
 def evaluate(model: ImageDiffusion, data_dir: str, split: str, limit: int, steps: int = DEFAULT_STEPS,
              guidance: float = DEFAULT_GUIDANCE, seed: int = 0, batch: int = 50,
-             truncation: float = DEFAULT_TRUNCATION) -> dict:
+             truncation: float = DEFAULT_TRUNCATION, engine=None) -> dict:
     """ST2I on the first ``limit`` scenes of ``split``, each scene's first caption: its gold TSG is
-    lifted to a 3DSG (the shipped graph diffusion), an image is drawn from caption + 3DSG (and from
-    the caption alone, the "without 3DSG" row), and the detector reads each image
-    (``evaluate.faithfulness``). The real render is read the same way (the ceiling).
+    lifted to a 3DSG (``engine``'s graph diffusion; default: a new Engine's, the shipped one), an
+    image is drawn from caption + 3DSG (and from the caption alone, the "without 3DSG" row), and the
+    detector reads each image (``evaluate.faithfulness``). The real render is read the same way (the
+    ceiling).
 
     Returns per row (``full``, ``text_only``, ``real``): ``spatial_acc`` (stated relations that
     hold), ``object_recall`` (named objects found with their stated words), ``clip_score`` (with the
@@ -183,7 +184,7 @@ def evaluate(model: ImageDiffusion, data_dir: str, split: str, limit: int, steps
     from ..models.graph_diffusion import lift
     from ..pipeline import Engine
     from ..world.build import load_split
-    engine = Engine()
+    engine = engine or Engine()
     engine.set_model("image_diffusion", model)
     arrays, records = load_split(data_dir, split, ("rgb",))
     records, real = records[:limit], list(arrays["rgb"][:limit])

@@ -160,9 +160,9 @@ def load_data(data_dir: str, split: str, limit: int = 0) -> Examples:
 
 @torch.no_grad()
 def evaluate(model: TextDiffusion, data_dir: str, split: str, limit: int, steps: int = DEFAULT_STEPS,
-             seed: int = 0, batch: int = 100) -> dict:
-    """SI2T on the first ``limit`` scenes of ``split``: the detector reads each render (VSG), the
-    shipped graph diffusion lifts it, and a caption is drawn from image + 3DSG (``full``) and from
+             seed: int = 0, batch: int = 100, engine=None) -> dict:
+    """SI2T on the first ``limit`` scenes of ``split``: the detector reads each render (VSG),
+    ``engine``'s graph diffusion (default: a new Engine's, the shipped one) lifts it, and a caption is drawn from image + 3DSG (``full``) and from
     the image alone (``image_only``); the scene's first reference caption is the ``gold`` row.
 
     Per row: ``relation_correct`` (relations the caption states, parsed by ``textparse``, that hold
@@ -178,7 +178,7 @@ def evaluate(model: TextDiffusion, data_dir: str, split: str, limit: int, steps:
     from ..pipeline import Engine
     from ..textparse import parse_texts
     from ..world.build import load_split
-    engine = Engine()
+    engine = engine or Engine()
     engine.set_model("text_diffusion", model)
     arrays, records = load_split(data_dir, split, ("rgb",))
     records, images = records[:limit], list(arrays["rgb"][:limit])
