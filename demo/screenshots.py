@@ -1,5 +1,5 @@
 """Screenshots of each tab at work for the README: launch the studio on loopback, drive it with
-headless Chromium (Playwright), save one PNG per tab.
+headless Chromium (Playwright), save one PNG per tab (the text tab with the VQ token grids shown).
 
     python -m demo.screenshots [--checkpoints DIR] [--out assets/screenshots]
 """
@@ -47,8 +47,11 @@ def take(url: str, out: Path) -> list[Path]:
         page.fill("#sd3-sentence textarea", SENTENCE)
         page.press("#sd3-sentence textarea", "Enter")
         _wait_for(page, "Parsed:")
+        page.get_by_role("button", name="Settings").click()
+        page.get_by_label("show each image's VQ token grid", exact=False).check()
         page.get_by_role("button", name="Regenerate").click()
         _wait_for(page, "drew 4 images")
+        page.locator("#sd3-token-grids img").nth(3).wait_for()
         shots.append(out / "text_to_image.png")
         page.screenshot(path=shots[-1], full_page=True)
 
