@@ -79,7 +79,7 @@ class Engine:
     def __init__(self, checkpoint_dir: str | Path = CHECKPOINT_DIR, device: str | torch.device | None = None):
         self.checkpoint_dir = Path(checkpoint_dir)
         self.device = torch.device(device) if device is not None else pick_device()
-        self.threads = set_threads()
+        set_threads()
         self._models: dict[str, torch.nn.Module] = {}
         self._conditions: OrderedDict = OrderedDict()
         self._conditions_lock = threading.Lock()
