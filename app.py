@@ -1,7 +1,8 @@
 """Entry point (Hugging Face Spaces runs this file): build the engine once, build the studio, launch.
 
 Settings come from the environment (``demo/hosting.py``): GRADIO_SERVER_NAME, GRADIO_SERVER_PORT,
-SD3_CONCURRENCY, SD3_QUEUE_SIZE, SD3_MAX_UPLOAD; SD3_DEVICE picks the device.
+SD3_CONCURRENCY, SD3_QUEUE_SIZE, SD3_MAX_UPLOAD, GRADIO_EXAMPLES_CACHE; SD3_DEVICE picks the device, SD3_THREADS the
+CPU threads.
 """
 import os
 
