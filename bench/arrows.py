@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository r
 
 import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
-from timing import p95, peak_memory, repeat_times  # noqa: E402
+from timing import SENTENCE, p95, peak_memory, repeat_times  # noqa: E402
 
 from sd3core.graph import SceneGraph  # noqa: E402
 from sd3core.models.graph_diffusion import lift  # noqa: E402
@@ -160,7 +160,7 @@ def main() -> None:
 def end_to_end(engine: Engine, repeats: int) -> None:
     """The two products at the studio's defaults, each against a baseline: text -> 4 images in one
     batch against 4 one-image calls, and against 1 CPU thread; image -> caption against 1 thread."""
-    text = "A small red cube is to the left of a blue sphere, and a green cone is behind the cube."
+    text = SENTENCE
     image = make_example(scene_seed("test", 0))["rgb"]
     four = repeat_times(lambda: engine.text_to_image(text, 4), repeats)
     caption = repeat_times(lambda: engine.image_to_text(image, 1), repeats)

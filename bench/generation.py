@@ -14,13 +14,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for sd3core
 
 import torch  # noqa: E402
-from timing import latency_row, repeat_times  # noqa: E402
+from timing import SENTENCE as TEXT, latency_row, repeat_times  # noqa: E402
 
 from sd3core.models.image_diffusion import DEFAULT_STEPS  # noqa: E402
 from sd3core.pipeline import Engine  # noqa: E402
 from sd3core.world.build import make_example, scene_seed  # noqa: E402
-
-TEXT = "A small red cube is to the left of a blue sphere, and a green cone is behind the cube."
 
 
 def main() -> None:

@@ -15,13 +15,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for sd3core
 
-from timing import repeat_times  # noqa: E402
+from timing import SENTENCE as TEXT, repeat_times  # noqa: E402
 
 from sd3core.models import image_diffusion, text_diffusion  # noqa: E402
 from sd3core.pipeline import Engine  # noqa: E402
 from sd3core.world.build import make_example, scene_seed  # noqa: E402
-
-TEXT = "A small red cube is to the left of a blue sphere, and a green cone is behind the cube."
 
 
 def main() -> None:

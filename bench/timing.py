@@ -1,4 +1,5 @@
-"""What every bench measures with: wall-clock repeats, percentiles, peak memory, markdown rows."""
+"""What every bench measures with: the sentence the end-to-end benches draw from, wall-clock repeats,
+percentiles, peak memory, markdown rows."""
 from __future__ import annotations
 
 import os
@@ -8,6 +9,8 @@ import time
 from contextlib import contextmanager
 
 import torch
+
+SENTENCE = "A small red cube is to the left of a blue sphere, and a green cone is behind the cube."
 
 
 def repeat_times(fn, repeats: int) -> list[float]:
