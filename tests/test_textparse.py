@@ -171,8 +171,29 @@ def test_non_spatial_relations_are_kept_apart_from_the_nine():
     g = parse_text("A man holding an umbrella is next to a woman wearing a hat.")
     assert {("man", "holding", "umbrella"), ("woman", "wearing", "hat"),
             ("man", "next to", "woman")} <= triples(g)
-    assert {r.predicate for r in g.spatial_relations()} == {"next to"}
+    assert {(r.predicate, r.phrase) for r in g.spatial_relations()} == {
+        ("next to", "next to"), ("in", "wearing")}  # wearing a hat: in it, as "a woman in a hat"
     assert g.kind == "tsg"
+
+
+@pytest.mark.parametrize("text, triple", [
+    ("Garbage can under the sink", ("garbage can", "under", "sink")),
+    ("a backpack next toa dog", ("backpack", "next to", "dog")),
+    ("green busnext to the sidewalk", ("bus", "next to", "sidewalk")),
+    ("there is a glass above a table.", ("glass", "above", "table")),
+    ("the eight is standing to the right of the seven.", ("eight", "to the right of", "seven")),
+    ("the water the boats are in", ("boat", "in", "water")),
+    ("a rock wall that the giraffes are standing in front of", ("giraffe", "in front of", "rock wall")),
+    ("a jar with paper inside", ("paper", "in", "jar")),
+    ("man dressed in a black suit", ("man", "in", "suit")),
+])
+def test_caption_slips_and_rarer_shapes(text, triple):
+    assert triple in triples(parse_text(text))
+
+
+def test_modal_can_and_names_are_not_split_or_stood_in():
+    assert triples(parse_text("We can see a ball on the table")) == {("ball", "on", "table")}
+    assert triples(parse_text("the cube is next to Seaton")) == {("cube", "next to", "seaton")}
 
 
 # --- objects ---
@@ -208,7 +229,8 @@ def test_places_in_the_picture_are_attributes_not_objects():
     ("inside", "in"), ("to the left of", "to the left of"), ("on the left-hand side of",
                                                              "to the left of"),
     ("right of", "to the right of"), ("in back of", "behind"), ("beside", "next to"),
-    ("standing in front of", "in front of"), ("holding", None), ("dressed in", None), ("", None),
+    ("standing in front of", "in front of"), ("holding", None), ("dressed in", "in"), ("interested in", None),
+    ("", None),
 ])
 def test_to_predicate(phrase, predicate):
     assert to_predicate(phrase) == predicate

@@ -10,6 +10,8 @@ from spacy.tokens import Token
 from . import lexicon as lx
 
 RECIPROCALS = ("other", "another", "eachother")  # "each other", "one another"
+# Where a number with a determiner names a thing rather than counts one.
+NUMBER_OBJECT_DEPS = ("nsubj", "nsubjpass", "pobj", "dobj", "attr", "ROOT")
 
 
 @dataclass
@@ -39,11 +41,15 @@ def of_object(tok: Token) -> Token | None:
 
 
 def is_nominal(tok: Token) -> bool:
-    """A noun, a referring pronoun, or "one" standing for a noun ("a blue one")."""
+    """A noun, a referring pronoun, "one" standing for a noun ("a blue one"), or a number with a
+    determiner named as a thing ("the eight")."""
     if tok.pos_ in ("NOUN", "PROPN") or tok.lower_ in lx.NAMING_PRONOUNS:
         return True
     if tok.lower_ in lx.REFERRING_PRONOUNS and tok.pos_ == "PRON":
         return True
+    if tok.pos_ == "NUM" and tok.dep_ in NUMBER_OBJECT_DEPS and any(
+            c.dep_ == "det" for c in tok.children):
+        return True  # a number named as a thing: "THE EIGHT is right of the seven", "a 45"
     return tok.lower_ == "one" and any(c.dep_ in ("det", "amod") for c in tok.children)
 
 

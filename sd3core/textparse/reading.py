@@ -15,10 +15,13 @@ The rules, each a short function (mentions in ``mentions``, links below):
   what the expression is said of (``_subject``: the noun it modifies, or the subject of its clause,
   through copulas, existentials, inversions, passives, relative clauses and coordinated verbs).
   Coordinated subjects and objects give one link each; "each other" links the coordinated subjects.
+  "A with B inside" places B in A. A preposition stranded at the end of a relative clause takes the noun the clause modifies as
+  its object ("the water the boats are IN").
   After a verb of holding or placing, the expression places the verb's object ("holding a cup IN
   his hand": the cup is in the hand).
-- A verb with a direct object gives a link with the verb as predicate ("holding"); so does a
-  possessive ("the man's face": face "of" man).
+- A verb with a direct object gives a link with the verb as predicate ("holding"), or with the
+  predicate it states ("riding": on), and "wearing" one with "in" as well; so does a possessive
+  ("the man's face": face "of" man).
 """
 from __future__ import annotations
 
@@ -97,8 +100,8 @@ def _subject(tok: Token, avoid: int = -1, depth: int = 0) -> Token | None:
         if _names_object(subject) and subject.i != avoid:
             return subject
     named = next((c for c in tok.lefts if c.dep_ in ("compound", "npadvmod") and is_nominal(c)), None)
-    if (tok.pos_ == "VERB" or in_phrase(tok)) and named is not None and named.i != avoid:
-        return named  # "catcher kneeling behind batter", "a ball right of the cube"
+    if (tok.pos_ in ("VERB", "ADP") or in_phrase(tok)) and named is not None and named.i != avoid:
+        return named  # "catcher kneeling behind batter", "a ball right of the cube", "is a glass above"
     placed = _first(tok, ("attr",))
     for aux in (c for c in tok.children if c.dep_ in ("aux", "auxpass") and placed is None):
         placed = _first(aux, ("attr",))  # "Left of the cone is a pyramid": attr below "is"
@@ -143,9 +146,11 @@ def _expression_start(prep: Token) -> Token:
 
 def _governor(start: Token) -> Token:
     """The token the expression beginning at ``start`` is attached to ("left" in "that is left of"
-    and in "a ball left of" carries its own subject and is its own governor)."""
+    and in "a ball left of" carries its own subject and is its own governor, as does "above" in
+    "there is a glass above", the model hanging "glass" below it)."""
     own = _first(start, SUBJECT_DEPS + ("compound",))
-    return start if own is not None else start.head
+    named = next((c for c in start.lefts if c.dep_ == "npadvmod" and is_nominal(c)), None)
+    return start if own is not None or named is not None else start.head
 
 
 def _relation(prep: Token, start: Token, gov: Token) -> tuple[str, str]:
@@ -246,6 +251,35 @@ def _loose_object(prep: Token) -> Token | None:
     return None
 
 
+def _stranded_object(prep: Token) -> Token | None:
+    """The object of a preposition left at the end of a relative clause: the noun the clause
+    modifies ("the water the boats are IN", "a wall that the giraffes stand in front OF")."""
+    if prep.dep_ != "prep" or any(c.dep_ in ("pobj", "pcomp") for c in prep.children):
+        return None
+    tok = prep.head
+    for _ in range(MAX_CLIMB):
+        if tok.dep_ == "relcl":
+            return tok.head if is_nominal(tok.head) else None
+        if tok.head.i == tok.i:
+            return None
+        tok = tok.head
+    return None
+
+
+def _read_trailing_adverb(word: Token, reading: Reading) -> None:
+    """"A with B INSIDE" ("a jar with paper inside", "a car with a bike behind"): a spatial word
+    without an object after "A with B" places B relative to A."""
+    predicate = lx.to_predicate(word.lower_)
+    if predicate is None or word.dep_ not in ("advmod", "prep") or any(word.children):
+        return
+    owner = word.head if word.head.i in reading.mentions else None
+    with_ = next((c for c in owner.children if c.dep_ == "prep" and c.lower_ == "with"
+                  and c.i < word.i), None) if owner is not None else None
+    held = _first(with_, ("pobj",)) if with_ is not None else None
+    if held is not None and held.i in reading.mentions:
+        reading.links.append(Link(held.i, predicate, owner.i, word.lower_))
+
+
 def _read_infinitive_slip(to: Token, reading: Reading) -> None:
     """"bike next to field" read as "next" + infinitive "to field": the link bike - next to - field."""
     obj = infinitive_slip(to)
@@ -265,9 +299,10 @@ def _read_verb(verb: Token, reading: Reading) -> None:
         return
     particle = "".join(f" {c.lower_}" for c in verb.children if c.dep_ == "prt")
     phrase = verb.lower_ + particle
-    predicate = lx.VERB_PREDICATES.get(verb.lemma_.lower(), phrase)
+    predicates = [lx.VERB_PREDICATES.get(verb.lemma_.lower(), phrase)]
+    predicates += [p for p in [lx.VERB_IMPLIED_PREDICATES.get(verb.lemma_.lower())] if p]
     for s in _subjects(verb, reading.mentions, spread=False):
-        reading.links += [Link(s.i, predicate, o.i, phrase) for o in objects if o.i != s.i]
+        reading.links += [Link(s.i, p, o.i, phrase) for p in predicates for o in objects if o.i != s.i]
 
 
 def _read_predicative(adj: Token, reading: Reading) -> None:
@@ -288,11 +323,14 @@ def read(doc: Doc) -> Reading:
             reading.mentions[tok.i] = m
     for tok in doc:
         loose = _loose_object(tok) if tok.dep_ in ("prep", "advmod") else None
+        loose = _stranded_object(tok) if loose is None else loose
         reciprocal = tok.lower_ in RECIPROCALS
         if tok.dep_ in ("pobj", "pcomp") and (is_nominal(tok) or reciprocal) and not in_phrase(tok):
             _read_preposition(tok.head, tok, reading)
         elif loose is not None:
             _read_preposition(tok, loose, reading)
+        elif tok.dep_ in ("advmod", "prep") and not any(tok.children):
+            _read_trailing_adverb(tok, reading)
         elif infinitive_slip(tok) is not None:
             _read_infinitive_slip(tok, reading)
         elif tok.pos_ == "VERB":

@@ -2,10 +2,12 @@
 
 Before parsing (``stand_in_doc``): an article run into the next word, a slip of typed captions
 ("a mouse in front of ACHERRY"), is split off when the run-together word is in no dictionary and
-the rest is a noun ("a cherry"); the synthetic world's shape nouns after an article or adjective
-("a blue CAN", "a big ORB", "a little DRUM") are parsed as a common noun ("ball"), which the model
-reads reliably ("can" is otherwise read as the modal verb, "drum sits" as a compound); each
-stand-in token gets its own word back as lemma once the Doc is parsed (``restore``).
+the rest is a noun ("a cherry"), and so is a noun run into the preposition after it ("bus
+next TOA dog": ``glued_words``); the synthetic world's shape nouns after an article or adjective
+("a blue CAN", "a big ORB", "a little DRUM") or before a preposition or copula ("garbage CAN under
+the sink") are parsed as a common noun ("ball"), which the model reads reliably ("can" is otherwise
+read as the modal verb, "drum sits" as a compound); each stand-in token gets its own word back as
+lemma once the Doc is parsed (``restore``).
 
 After parsing (``repair``):
 captions are often bare noun phrases ("sign above urinal", "leaves on the tree", "trees behind
@@ -35,7 +37,11 @@ from . import lexicon as lx
 NounLemma = Callable[[Token], str]  # a token re-tagged as a noun -> its noun lemma
 # (lower-case word, nouns only?) -> whether the English dictionary has it (as a noun, or as any word)
 Dictionary = Callable[[str, bool], bool]
-GLUED_ARTICLES = ("the", "some", "an", "a")  # longest first
+# Words typed captions run into the next word ("ACHERRY") or the previous one ("next TOA"),
+# longest first.
+GLUED_AFTER = ("the", "some", "an", "a")
+GLUED_BEFORE = ("behind", "under", "above", "next", "near", "the", "to", "on", "in", "of", "by",
+                "an", "a")
 INFINITIVE_SLIP_HEADS = frozenset({"next", "close", "adjacent"})  # "next TO field" read as "to field"
 ARTICLES = frozenset({"a", "an", "the", "some"})
 # Third-person forms of posture verbs -> lemma.
@@ -54,6 +60,10 @@ STAND_INS = {**{n: ("ball", n) for n in _SHAPE_NOUNS}, **{_plural(n): ("balls", 
 NOUN_CUES = (ARTICLES | {"another", "each", "this", "that", "two", "three", "little", "big", "tiny",
                          "huge", "small", "large"} | lx.COLOUR_WORDS | set(ATTRIBUTE_KIND)
              | {w for c in ATTRIBUTE_KIND for w in SYNONYMS.get(c, ())})
+# Words after which a stand-in word is a noun, never the modal "can": a spatial phrase's first word
+# or a copula ("garbage CAN under the sink", "the CAN is red"); also punctuation and the text's end.
+NOUN_FOLLOWERS = ({phrase.split()[0] for phrase in lx.PHRASE_TO_PREDICATE}
+                  | {"is", "are", "was", "were", "with", "and", "sitting", "standing"})
 STAND_IN_KEY = "sd3core_stand_ins"  # Doc.user_data key: token index -> lemma of the original word
 
 
@@ -69,33 +79,48 @@ def _word_forms(word: str) -> tuple[str, ...]:
     return tuple(forms)
 
 
-def glued_article(word: str, dictionary: Dictionary) -> tuple[str, str] | None:
-    """(article, noun) of a word that is an article run into a noun, a common slip of typed
-    captions ("in front of ACHERRY", "on THETORCH"): a word no dictionary knows, in any form,
-    that is "a", "an", "the" or "some" followed by a dictionary noun of three letters or more."""
+def _known(word: str, dictionary: Dictionary, noun: bool) -> bool:
+    """Whether ``word`` (lower case) is a dictionary word (a noun, with ``noun``) in some form."""
+    return any(dictionary(f, noun) for f in _word_forms(word))
+
+
+def glued_words(word: str, dictionary: Dictionary) -> tuple[str, str] | None:
+    """The two words of a word that is two run together, a common slip of typed captions, or None.
+
+    Only a word no dictionary knows, in any form, is split, and only at a ``GLUED_AFTER`` or
+    ``GLUED_BEFORE`` word: an article run into a dictionary noun of three letters or more ("in front
+    of ACHERRY", "on THETORCH"), or a noun, number or article run into the preposition or article
+    after it ("a bed next TOA chair", "BUSNEXT to the sidewalk", "number 80ON the column").
+    """
     lower = word.lower()
-    if not lower.isalpha() or any(dictionary(f, False) for f in _word_forms(lower)):
+    if not lower.isalnum() or _known(lower, dictionary, False):
         return None
-    for article in GLUED_ARTICLES:
-        rest = word[len(article):]
-        if (lower.startswith(article) and len(rest) >= 3
-                and any(dictionary(f, True) for f in _word_forms(rest.lower()))):
-            return word[:len(article)], rest
+    for glue in GLUED_AFTER:
+        rest = lower[len(glue):]
+        if lower.startswith(glue) and len(rest) >= 3 and _known(rest, dictionary, True):
+            return word[:len(glue)], word[len(glue):]
+    for glue in GLUED_BEFORE:
+        rest = lower[:-len(glue)]
+        if lower.endswith(glue) and rest and (rest.isdigit() or rest in GLUED_BEFORE or (
+                len(rest) >= 3 and _known(rest, dictionary, True))):
+            return word[:len(rest)], word[len(rest):]
     return None
 
 
 def stand_in_doc(make_doc: Callable[[str], Doc], text: str, dictionary: Dictionary) -> Doc:
-    """``text`` tokenized, with glued articles split (``glued_article``) and stand-ins put in for
-    the words of ``STAND_INS`` after a cue word."""
+    """``text`` tokenized, with glued words split (``glued_words``; not in names: capitalised words
+    after the first) and stand-ins put in for the words of ``STAND_INS`` after a cue word."""
     doc = make_doc(text)
     words, spaces = [], []
     for t in doc:
-        split = glued_article(t.text, dictionary) if len(t) > 5 else None
+        name = t.i > 0 and t.text[:1].isupper()
+        split = None if name else glued_words(t.text, dictionary)
         words += list(split) if split else [t.text]
         spaces += [True, bool(t.whitespace_)] if split else [bool(t.whitespace_)]
     lower = [w.lower() for w in words]
-    lemmas = {i: STAND_INS[w][1] for i, w in enumerate(lower)
-              if i and w in STAND_INS and lower[i - 1] in NOUN_CUES}
+    after = lower[1:] + [""]
+    lemmas = {i: STAND_INS[w][1] for i, w in enumerate(lower) if w in STAND_INS and (
+        (i and lower[i - 1] in NOUN_CUES) or after[i] in NOUN_FOLLOWERS or not after[i].isalpha())}
     if not lemmas and len(words) == len(doc):
         return doc
     words = [STAND_INS[w][0] if i in lemmas else words[i] for i, w in enumerate(lower)]
