@@ -186,6 +186,9 @@ def test_non_spatial_relations_are_kept_apart_from_the_nine():
     ("a rock wall that the giraffes are standing in front of", ("giraffe", "in front of", "rock wall")),
     ("a jar with paper inside", ("paper", "in", "jar")),
     ("man dressed in a black suit", ("man", "in", "suit")),
+    ("A light brown dog stands to the left of a black one.", ("dog", "to the left of", "dog")),
+    ("The bamboo leaves on the right are in front of the panda.", ("bamboo leaf", "in front of", "panda")),
+    ("The bookshelf is in front of the wall on the right.", ("bookshelf", "in front of", "wall")),
 ])
 def test_caption_slips_and_rarer_shapes(text, triple):
     assert triple in triples(parse_text(text))

@@ -200,7 +200,7 @@ def _read_preposition(prep: Token, obj: Token, reading: Reading) -> None:
         subject = _subject(gov)
         _say(reading, subject, _lower(obj.doc[start.i:obj.i + 1]))
         return
-    if where == "frame" or obj.lower_ == "one" and obj.head.lower_ == "of":
+    if where == "frame":
         return
     if start.i == prep.i and prep.lower_ == "of" and gov.lemma_.lower() in lx.COLLECTIVE_NOUNS:
         return  # "a group OF people" is one mention

@@ -21,7 +21,8 @@ speech and lemma only; the dependency tree is left as it is and ``reading`` cope
 - an adjective or verb as a preposition's object with nothing below it ("sign above URINAL");
 - a verb after "next to" / "close to" read as an infinitive ("bike next to FIELD");
 - a noun in -ing read as a participle, without auxiliary or object ("blue RAILING on the wall");
-- an adjective with an article as a clause's subject ("a PETAL is shown above a pollen");
+- an adjective with an article as a clause's subject ("a PETAL is shown above a pollen"), and a
+  verb, or a pronoun with an article, as one ("the bamboo LEAVES are", "the BOOKSHELF is");
 and one the other way round: a posture verb read as the head of a compound noun ("a cylinder RESTS
 on the cube" as "cylinder rests") becomes a verb again.
 """
@@ -174,6 +175,17 @@ def _adjective_subject(tok: Token) -> bool:
             and any(c.dep_ == "det" and c.lower_ in ARTICLES for c in tok.children))
 
 
+def _verb_subject(tok: Token) -> bool:
+    """A noun read as a verb or pronoun heading a clause's subject: "the bamboo LEAVES on the right
+    are in front of", "the BOOKSHELF is in front of" (a verb never is a subject; a pronoun takes no
+    article)."""
+    if tok.dep_ not in ("nsubj", "nsubjpass"):
+        return False
+    if tok.pos_ == "PRON":
+        return any(c.dep_ == "det" and c.lower_ in ARTICLES for c in tok.children)
+    return tok.pos_ == "VERB" and tok.tag_ in ("VBZ", "NNS", "VBP")
+
+
 def _posture_verb(tok: Token) -> bool:
     """"a dull cylinder RESTS on the cube" read as the compound noun "cylinder rests"."""
     return (tok.pos_ == "NOUN" and tok.lower_ in POSTURE_VERBS
@@ -200,10 +212,13 @@ def as_noun(tok: Token, noun_lemma: NounLemma) -> None:
 def repair(doc: Doc, noun_lemma: NounLemma) -> Doc:
     """Re-tag the verbs and adjectives of ``doc`` that are nouns by the rules above; returns ``doc``."""
     slips = [t for t in doc if _fragment_head(t) or _bare_object(t) or _ing_noun(t)
-             or _adjective_subject(t)]
+             or _adjective_subject(t) or _verb_subject(t)]
     slips += [w for w in map(infinitive_slip, doc) if w is not None and w.pos_ != "NOUN"]
     for tok in slips:
         as_noun(tok, noun_lemma)
+        for c in tok.lefts:  # "the BAMBOO leaves": the verb's subject was the noun's compound
+            if c.dep_ == "nsubj" and c.i == tok.i - 1 and c.pos_ == "NOUN":
+                c.dep_ = "compound"
     for tok in filter(_posture_verb, doc):
         tok.pos_, tok.tag_, tok.lemma_ = "VERB", "VBZ", POSTURE_VERBS[tok.lower_]
     return doc
