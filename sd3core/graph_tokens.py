@@ -10,7 +10,8 @@ come together (on implies above) are one token.
 Heights are not tokens: an object rests on the ground, or on / in the object its relations say it
 is on / in, and its centre height follows from that support and the heights (``tokens_to_3dsg``).
 So a decoded 3DSG's positions agree with its vertical relations by construction; whether its
-left/right and front/behind relations agree with its positions is what the consistency metric asks.
+left/right and front/behind relations agree with its positions is what the consistency metric asks,
+and what ``sets_agreeing_with_positions`` lets the sampler keep to.
 """
 from __future__ import annotations
 
@@ -19,10 +20,12 @@ from dataclasses import dataclass
 import torch
 
 from .graph import SceneGraph, SGObject, SGRelation
+from .spatial import is_over, relations_3d
 from .vocab import PREDICATES
 
 OBJECT_FIELDS = ("x", "z", "width", "height", "depth")
 SIZE_FIELDS = ("width", "height", "depth")
+RESTS_ON = frozenset({"on", "above", "in"})  # predicates that put their subject over their object
 
 # field -> (low, high, step) of its uniform bins, metres. Values outside are clamped to the end bins.
 DEFAULT_BINS = {"x": (-2.5, 2.5, 0.05), "z": (2.5, 9.5, 0.05),
@@ -129,6 +132,35 @@ def _bottoms(heights: list[float], relations: list[list[tuple]], ground: float) 
         return bottoms[i]
 
     return [bottom(i, frozenset({i})) for i in range(n)]
+
+
+def sets_agreeing_with_positions(labels: list[str], tokens: dict[str, torch.Tensor],
+                                 coding: GraphCoding) -> torch.Tensor:
+    """(N, N, R) bool: the predicate sets each ordered pair of one graph's placed objects can take
+    and agree with their positions (``spatial.relations_3d``, what the consistency metric reads).
+
+    ``labels``: the N objects' shape words; ``tokens``: their object tokens, (N,) int64 per field
+    of ``OBJECT_FIELDS``. A pair may take the set ``relations_3d`` reads off the two standing on the
+    ground, or, where one's centre is over the other's footprint, a set stacking it on, above or in
+    the other (or under, the other way round): heights follow from those sets (``tokens_to_3dsg``),
+    so a stacking set is what the positions say once it is drawn.
+    """
+    n = len(labels)
+    value = {f: [coding.from_bin(f, int(tokens[f][i])) for i in range(n)] for f in OBJECT_FIELDS}
+    standing = [SGObject(i, labels[i], (), None, (value["x"][i], value["height"][i] / 2, value["z"][i]),
+                         tuple(value[f][i] for f in SIZE_FIELDS)) for i in range(n)]
+    on_ground: dict[tuple[int, int], set] = {}
+    for s, p, o in relations_3d(standing):
+        on_ground.setdefault((s, o), set()).add(p)
+    sets = [set(s) for s in coding.relation_sets]
+    agree = torch.zeros(n, n, len(sets), dtype=torch.bool)
+    for i in range(n):
+        for j in range(n):
+            agree[i, j, coding.set_index(on_ground.get((i, j), ()))] = True
+            for k, s in enumerate(sets):
+                agree[i, j, k] |= bool((s & RESTS_ON and is_over(standing[i], standing[j]))
+                                       or ("under" in s and is_over(standing[j], standing[i])))
+    return agree
 
 
 def tokens_to_3dsg(graph: SceneGraph, tokens: dict[str, torch.Tensor], coding: GraphCoding) -> SceneGraph:

@@ -36,11 +36,16 @@ def _horizontal_distance(a: SGObject, b: SGObject) -> float:
     return math.hypot(a.position[0] - b.position[0], a.position[2] - b.position[2])
 
 
+def is_over(a: SGObject, b: SGObject) -> bool:
+    """Whether A's centre is over B's footprint: the horizontal condition for A on / above B."""
+    return _horizontal_distance(a, b) < _footprint_radius(b)
+
+
 def _vertical_3d(a: SGObject, b: SGObject) -> list[str]:
     """Gravity predicates of A relative to B: "in", "on", "above" (each implies the next but "in")."""
     a_bottom, a_top = _vertical_extent(a)
     b_bottom, b_top = _vertical_extent(b)
-    over = _horizontal_distance(a, b) < _footprint_radius(b)
+    over = is_over(a, b)
     if b.label in CONTAINER_SHAPES and a.label not in CONTAINER_SHAPES \
             and _horizontal_distance(a, b) < CONTAINER_INNER * _footprint_radius(b) \
             and b_bottom - CONTACT_GAP <= a_bottom < b_top:

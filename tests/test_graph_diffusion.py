@@ -7,9 +7,10 @@ import torch
 
 from sd3core import diffusion
 from sd3core.graph import SceneGraph
-from sd3core.graph_tokens import default_coding, graph_to_tokens, tokens_to_3dsg
+from sd3core.graph_tokens import default_coding, graph_to_tokens, sets_agreeing_with_positions, tokens_to_3dsg
 from sd3core.models import graph_diffusion
 from sd3core.pipeline import Engine
+from sd3core.spatial import relations_3d
 from sd3core.world.build import read_split
 
 from conftest import fit_steps
@@ -109,6 +110,44 @@ def test_engine_lifts_with_stated_relations_kept(tiny_checkpoints):
     again = engine.lift_to_3d_samples(tsg, 3, steps=4, seed=1)
     assert [g.to_dict() for g in again] == [g.to_dict() for g in graphs]  # same seed, same graphs
     assert json.loads(engine.lift_to_3d(tsg, steps=4).to_json())["kind"] == "3dsg"
+
+
+def test_sets_agreeing_with_positions_follow_the_geometry():
+    coding = default_coding()
+    bins = lambda field, values: torch.tensor([coding.to_bin(field, v) for v in values])  # noqa: E731
+    tokens = {"x": bins("x", [-1.5, 1.5, 1.5]), "z": bins("z", [5.0, 5.0, 5.02]),
+              "width": bins("width", [1.0, 1.0, 0.5]), "height": bins("height", [1.0, 1.0, 0.5]),
+              "depth": bins("depth", [1.0, 1.0, 0.5])}
+    agree = sets_agreeing_with_positions(["cube", "cube", "sphere"], tokens, coding)
+    sets = coding.relation_sets
+    assert [sets[k] for k in agree[0, 1].nonzero().flatten()] == [("to the left of",)]
+    assert [sets[k] for k in agree[1, 0].nonzero().flatten()] == [("to the right of",)]
+    # the sphere's centre is over the second cube: it may rest on / above it, or the cube be under it
+    assert agree[2, 1, sets.index(("above", "on"))] and agree[1, 2, sets.index(("under",))]
+    assert not agree[0, 1, sets.index(("above", "on"))] and not agree[2, 0, sets.index(("under",))]
+
+
+def test_lifted_relations_of_unstacked_objects_agree_with_their_positions(tiny_checkpoints):
+    engine = Engine(tiny_checkpoints, device="cpu")
+    coding = default_coding()
+    tsg = _tsg([("cube", []), ("sphere", []), ("cone", []), ("cylinder", [])])
+    checked = 0
+    for g in engine.lift_to_3d_samples(tsg, 4, steps=4, seed=3, temperature=1.0):
+        said, recomputed = {}, {}
+        for r in g.relations:
+            said.setdefault((r.subject, r.object), set()).add(r.predicate)
+        for s, p, o in relations_3d(g.objects):
+            recomputed.setdefault((s, o), set()).add(p)
+        stacked = {i for (s, o), ps in said.items() if ps & {"on", "in", "above", "under"} for i in (s, o)}
+        for a in g.objects:
+            for b in g.objects:
+                pair = (a.id, b.id)
+                if a.id == b.id or {a.id, b.id} & stacked or \
+                        tuple(sorted(recomputed.get(pair, ()))) not in coding.relation_sets:
+                    continue
+                assert said.get(pair, set()) == recomputed.get(pair, set()), pair
+                checked += 1
+    assert checked > 0
 
 
 def test_engine_lift_edge_cases(tiny_checkpoints):

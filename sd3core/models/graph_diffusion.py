@@ -30,7 +30,7 @@ from torch import nn
 from ..diffusion import mask_noise, masked_cross_entropy, sampling_times, unmask_step
 from ..graph import SceneGraph
 from ..graph_tokens import (DEFAULT_BINS, DEFAULT_RELATION_SETS, OBJECT_FIELDS, GraphCoding, graph_to_tokens,
-                            tokens_to_3dsg)
+                            sets_agreeing_with_positions, tokens_to_3dsg)
 from ..vocab import ATTRIBUTE_KIND, COLOURS, INVERSE_PREDICATE, MATERIALS, PREDICATES, SHAPES, SIZES, canonical_word
 from .graph_transformer import GraphLayer, box_features, run_graph_layers, token_logits
 
@@ -247,8 +247,8 @@ def sample(model: GraphDiffusion, cond: dict[str, torch.Tensor], steps: int,
 
     All tokens start masked. The first ``ceil(steps / 2)`` steps unmask the object and scene tokens
     (where things are), the rest (at least one) the pair tokens (how they relate), so relations are
-    read off a placed scene; pair tokens draw only ``allowed`` sets; the diagonal and padding hold the "no
-    relation" set. ``temperature`` scales the object and scene tokens' logits, ``relation_temperature``
+    read off a placed scene; pair tokens draw only ``allowed`` sets that agree with the placed
+    objects (``agreeing_sets``); the diagonal and padding hold the "no relation" set. ``temperature`` scales the object and scene tokens' logits, ``relation_temperature``
     the pairs' (0: the most likely set). Returns {field: int64} shaped like the tokens.
     """
     coding = model.config.coding
@@ -260,15 +260,33 @@ def sample(model: GraphDiffusion, cond: dict[str, torch.Tensor], steps: int,
     stages = [([f for f in model.classes if f != "relations"], sampling_times(first))]
     stages.append((["relations"], sampling_times(max(1, steps - first))))
     for fields, times in stages:
+        allowed = agreeing_sets(cond, tokens, coding) if "relations" in fields else None
         for t, s in zip(times[:-1], times[1:]):
             logits = model(cond, tokens)
             for f in fields:
                 if f == "relations":
-                    tokens[f] = unmask_step(tokens[f], logits[f], t, s, generator, cond["allowed"],
+                    tokens[f] = unmask_step(tokens[f], logits[f], t, s, generator, allowed,
                                             relation_temperature)
                 else:
                     tokens[f] = unmask_step(tokens[f], logits[f], t, s, generator, temperature=temperature)
     return tokens
+
+
+def agreeing_sets(cond: dict[str, torch.Tensor], tokens: dict[str, torch.Tensor],
+                  coding: GraphCoding) -> torch.Tensor:
+    """(B, N, N, R) bool: ``cond["allowed"]`` narrowed, pair by pair, to the sets that agree with
+    the objects ``tokens`` place (``graph_tokens.sets_agreeing_with_positions``). A pair whose
+    allowed sets all disagree (a stated relation the positions missed) keeps them all, so what the
+    text states always holds in the relations."""
+    allowed = cond["allowed"].clone()
+    for b in range(allowed.shape[0]):
+        n = int(cond["valid"][b].sum())
+        labels = [SHAPES[int(k)] for k in cond["label"][b, :n]]
+        placed = {f: tokens[f][b, :n].cpu() for f in OBJECT_FIELDS}
+        agree = sets_agreeing_with_positions(labels, placed, coding).to(allowed.device)
+        narrowed = allowed[b, :n, :n] & agree
+        allowed[b, :n, :n] = torch.where(narrowed.any(-1, keepdim=True), narrowed, allowed[b, :n, :n])
+    return allowed
 
 
 def pad_tokens(tokens: dict[str, torch.Tensor], size: int) -> dict[str, torch.Tensor]:
