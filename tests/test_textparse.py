@@ -189,6 +189,8 @@ def test_non_spatial_relations_are_kept_apart_from_the_nine():
     ("A light brown dog stands to the left of a black one.", ("dog", "to the left of", "dog")),
     ("The bamboo leaves on the right are in front of the panda.", ("bamboo leaf", "in front of", "panda")),
     ("The bookshelf is in front of the wall on the right.", ("bookshelf", "in front of", "wall")),
+    ("a ducky sitting next to a soda cap.", ("ducky", "next to", "soda cap")),
+    ("two poles next to each other next to a street.", ("pole", "next to", "street")),
 ])
 def test_caption_slips_and_rarer_shapes(text, triple):
     assert triple in triples(parse_text(text))

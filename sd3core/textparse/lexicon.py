@@ -109,6 +109,10 @@ VERB_IMPLIED_PREDICATES = {"wear": "in"}
 HOLDING_VERBS = frozenset({"hold", "have", "carry", "put", "place", "set", "wear", "keep", "grab",
                            "grip", "lay", "hang", "balance", "bring", "store", "stack", "leave",
                            "park", "mount", "rest", "stick", "drop", "throw", "toss", "fly"})
+# Participles of posture: "a ball SITTING on", never a noun.
+POSTURE_PARTICIPLES = frozenset({"sitting", "standing", "lying", "laying", "resting", "hanging",
+                                 "leaning", "perched", "parked", "placed", "seated", "located",
+                                 "positioned", "situated", "floating", "hovering"})
 # Verbs after which a passive "by" places rather than names the agent ("a bike parked BY the wall").
 POSITION_VERBS = frozenset({"park", "place", "put", "set", "locate", "position", "situate", "seat",
                             "stand", "sit", "leave", "lean", "store", "keep", "hang", "lay",

@@ -100,7 +100,8 @@ def _subject(tok: Token, avoid: int = -1, depth: int = 0) -> Token | None:
         if _names_object(subject) and subject.i != avoid:
             return subject
     named = next((c for c in tok.lefts if c.dep_ in ("compound", "npadvmod") and is_nominal(c)), None)
-    if (tok.pos_ in ("VERB", "ADP") or in_phrase(tok)) and named is not None and named.i != avoid:
+    heads_phrase = tok.pos_ in ("VERB", "ADP") or tok.lower_ in lx.HEAD_WORDS or in_phrase(tok)
+    if heads_phrase and named is not None and named.i != avoid:
         return named  # "catcher kneeling behind batter", "a ball right of the cube", "is a glass above"
     placed = _first(tok, ("attr",))
     for aux in (c for c in tok.children if c.dep_ in ("aux", "auxpass") and placed is None):

@@ -21,6 +21,8 @@ speech and lemma only; the dependency tree is left as it is and ``reading`` cope
 - an adjective or verb as a preposition's object with nothing below it ("sign above URINAL");
 - a verb after "next to" / "close to" read as an infinitive ("bike next to FIELD");
 - a noun in -ing read as a participle, without auxiliary or object ("blue RAILING on the wall");
+- an adjective between an article and a posture verb heading the text ("a DUCKY sitting next
+  to a cap": the subject of "sitting");
 - an adjective with an article as a clause's subject ("a PETAL is shown above a pollen"), and a
   verb, or a pronoun with an article, as one ("the bamboo LEAVES are", "the BOOKSHELF is");
 and one the other way round: a posture verb read as the head of a compound noun ("a cylinder RESTS
@@ -141,6 +143,8 @@ def _fragment_head(tok: Token) -> bool:
     """A verb heading the whole text as if imperative: "LEAVES on the tree", "a ROSE in a vase"."""
     if tok.dep_ != "ROOT" or tok.pos_ != "VERB" or tok.tag_ not in ("VB", "VBP", "VBZ", "VBD", "VBG"):
         return False
+    if _noun_before_posture(tok) is not None:
+        return False  # "a ducky SITTING next to": the verb is one
     if tok.lemma_ == "be" or any(c.dep_ in ("dobj", "attr", "ccomp", "aux", "auxpass", "expl")
                                  for c in tok.children):
         return False
@@ -150,6 +154,18 @@ def _fragment_head(tok: Token) -> bool:
     allowed = ("DET", "ADJ", "NUM") if tok.tag_ == "VBG" else ("DET", "ADJ", "NOUN", "PROPN", "NUM", "PRON")
     return (all(t.pos_ in allowed for t in before)
             and any(c.dep_ in ("prep", "advmod", "xcomp") for c in tok.rights))
+
+
+def _noun_before_posture(tok: Token) -> Token | None:
+    """The noun of "a DUCKY sitting next to a cap", read as an adjective modifying the posture
+    verb heading the fragment: the one adjective between an article and that verb."""
+    if tok.dep_ != "ROOT" or tok.tag_ != "VBG" or tok.lower_ not in lx.POSTURE_PARTICIPLES or tok.i < 2:
+        return None
+    adj, det = tok.doc[tok.i - 1], tok.doc[tok.i - 2]
+    if (adj.pos_ == "ADJ" and adj.dep_ == "amod" and adj.head.i == tok.i and det.lower_ in ARTICLES
+            and tok.doc[:tok.i - 2].text.strip() == ""):
+        return adj
+    return None
 
 
 def _bare_object(tok: Token) -> bool:
@@ -219,6 +235,9 @@ def repair(doc: Doc, noun_lemma: NounLemma) -> Doc:
         for c in tok.lefts:  # "the BAMBOO leaves": the verb's subject was the noun's compound
             if c.dep_ == "nsubj" and c.i == tok.i - 1 and c.pos_ == "NOUN":
                 c.dep_ = "compound"
+    for tok in filter(None, map(_noun_before_posture, doc)):
+        as_noun(tok, noun_lemma)
+        tok.dep_ = "nsubj"
     for tok in filter(_posture_verb, doc):
         tok.pos_, tok.tag_, tok.lemma_ = "VERB", "VBZ", POSTURE_VERBS[tok.lower_]
     return doc
