@@ -15,8 +15,8 @@ The rules, each a short function (mentions in ``mentions``, links below):
   what the expression is said of (``_subject``: the noun it modifies, or the subject of its clause,
   through copulas, existentials, inversions, passives, relative clauses and coordinated verbs).
   Coordinated subjects and objects give one link each; "each other" links the coordinated subjects.
-  "A with B inside" places B in A. A preposition stranded at the end of a relative clause takes the noun the clause modifies as
-  its object ("the water the boats are IN").
+  "A with B inside" places B in A. A preposition stranded at the end of a relative clause takes
+  the noun the clause modifies as its object ("the water the boats are IN").
   After a verb of holding or placing, the expression places the verb's object ("holding a cup IN
   his hand": the cup is in the hand).
 - A verb with a direct object gives a link with the verb as predicate ("holding"), or with the
