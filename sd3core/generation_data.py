@@ -1,6 +1,6 @@
 """Training data of the image and text diffusions, computed once per split by the shipped frozen models
 and cached next to the split (``{split}.{name}-{n}.pt`` for its first n scenes, recomputed when one of
-those checkpoints changes):
+those checkpoints or ``CACHE_FORMAT`` changes):
 
 - ``image_tokens``: the VQ-VAE tokens of every scene's render;
 - ``caption_examples``: per caption whose TSG aligns with the gold 3DSG (``lift_data.align_tsg``),
@@ -20,6 +20,7 @@ from .graph import SceneGraph
 
 BATCH = 256
 MAX_OBJECTS = 6       # the world's most objects per scene: features are padded to this
+CACHE_FORMAT = 2      # raised when what a cache holds changes (2: the 3DSG features' "identity")
 
 
 def split_size(data_dir: str | Path, split: str) -> int:
@@ -33,7 +34,7 @@ def _cached(data_dir: str | Path, split: str, name: str, models: tuple[str, ...]
     """``compute()`` (a dict of tensors), or its cached copy if made by the same checkpoints for ``n`` scenes."""
     from .checkpoints import read_manifest
     manifest = read_manifest()
-    key = {m: manifest[f"{m}.pt"]["sha256"] for m in models}
+    key = {"format": CACHE_FORMAT, **{m: manifest[f"{m}.pt"]["sha256"] for m in models}}
     path = Path(data_dir) / f"{split}.{name}-{n}.pt"
     if path.exists():
         cached = torch.load(path, weights_only=True)
@@ -65,7 +66,8 @@ def pad_features(features: dict[str, torch.Tensor], objects: int = MAX_OBJECTS) 
     pad = objects - p
     return {"graph": torch.nn.functional.pad(features["graph"], (0, 0, 0, pad)),
             "graph_valid": torch.nn.functional.pad(features["graph_valid"], (0, pad)),
-            "geometry": torch.nn.functional.pad(features["geometry"], (0, 0, 0, pad))}
+            "geometry": torch.nn.functional.pad(features["geometry"], (0, 0, 0, pad)),
+            "identity": torch.nn.functional.pad(features["identity"], (0, 0, 0, pad))}
 
 
 def graph_features_batched(engine, graphs: list[SceneGraph]) -> dict[str, torch.Tensor]:
@@ -82,7 +84,7 @@ def graph_features_batched(engine, graphs: list[SceneGraph]) -> dict[str, torch.
 def caption_examples(data_dir: str | Path, split: str, n: int) -> dict:
     """The aligned captions of the first ``n`` scenes: "scene" (E,) int64, "caption" list of E str,
     "text" (E, Dt) CLIP embeddings, and the padded 3DSG features "graph" / "graph_valid" /
-    "geometry" (``dgae.graph_features``), float16 where float."""
+    "geometry" / "identity" (``dgae.graph_features``), float16 where float."""
     def compute() -> dict:
         from .lift_data import align_tsg, caption_3dsg
         from .models.clip import encode_texts
@@ -109,7 +111,8 @@ def caption_examples(data_dir: str | Path, split: str, n: int) -> dict:
 
 def scene_examples(data_dir: str | Path, split: str, n: int) -> dict:
     """The first ``n`` scenes' captions and gold 3DSGs: "captions" (n lists of str), and the padded
-    DGAE features of each whole gold 3DSG, "graph" / "graph_valid" / "geometry" (float16 where float)."""
+    DGAE features of each whole gold 3DSG, "graph" / "graph_valid" / "geometry" / "identity"
+    (float16 where float)."""
     def compute() -> dict:
         from .pipeline import Engine
         from .world.build import load_split

@@ -51,6 +51,28 @@ def _graph3d():
                       [SGRelation(0, "to the left of", 1), SGRelation(1, "to the right of", 0)])
 
 
+def test_the_caption_model_reads_each_objects_words_from_the_3dsg(tiny_checkpoints):
+    from sd3core.models.dgae import IDENTITY_FIELDS, graph_features
+    from sd3core.models.graph_diffusion import ATTRIBUTE_WORDS
+    engine = Engine(tiny_checkpoints, device="cpu")
+    model = engine.model("text_diffusion")
+    torch.nn.init.normal_(model.identity.attribute["colour"].weight)  # tiny training leaves it near 0
+    cond = graph_features(engine.model("dgae"), [_graph3d()])
+    assert cond["identity"].shape == (1, 2, len(IDENTITY_FIELDS))
+    colour = IDENTITY_FIELDS.index("colour")
+    assert cond["identity"][0, 0, colour] == ATTRIBUTE_WORDS["colour"].index("red")
+    green = cond["identity"].clone()
+    green[0, 0, colour] = ATTRIBUTE_WORDS["colour"].index("green")  # the same DGAE features otherwise
+    words = torch.full((1, model.config.max_words), len(model.config.words))
+    logits = {}
+    for name, identity in (("red", cond["identity"]), ("green", green)):
+        for use in (True, False):
+            logits[name, use] = model(words, {**cond, "identity": identity, "use_graph": torch.tensor([use]),
+                                              "image": torch.zeros(1, model.config.grid ** 2, dtype=torch.long)})
+    assert not torch.allclose(logits["red", True], logits["green", True])
+    assert torch.allclose(logits["red", False], logits["green", False])  # "image only": no 3DSG at all
+
+
 def test_engine_generates_images_and_captions(tiny_checkpoints, tiny_world):
     engine = Engine(tiny_checkpoints, device="cpu")
     graph = _graph3d()

@@ -42,6 +42,9 @@ class Config:
         return GraphCoding(self.bins, tuple(tuple(s) for s in self.relation_sets))
 
 
+IDENTITY_FIELDS = ("label", *ATTRIBUTE_WORDS)  # what an object is: its shape, colour, size, material
+
+
 class Identity(nn.Module):
     """Label and attribute words of each object as one (B, P, W) embedding."""
 
@@ -153,7 +156,10 @@ def graph_features(model: DGAE, graphs: list[SceneGraph]) -> dict[str, torch.Ten
     "graph": (B, 1 + P, W) the DGAE features (``DGAE.features`` of the graph's codes), position 0
     the scene; "graph_valid": (B, 1 + P) bool, False for padding; "geometry": (B, P, 6) each
     object's position and size (x, y, z, width, height, depth) scaled by ``GEOMETRY_RANGES`` to
-    about 0-1, zeros for padding. A graph without objects has only its scene token.
+    about 0-1, zeros for padding; "identity": (B, P, 4) int64 each object's label and colour, size
+    and material word (``IDENTITY_FIELDS``: indices into ``vocab.SHAPES`` and ``ATTRIBUTE_WORDS``, the
+    last index of an attribute "unsaid"), zeros for padding. A graph without objects has only its
+    scene token.
     """
     coding = model.config.coding
     device = next(model.parameters()).device
@@ -172,7 +178,9 @@ def graph_features(model: DGAE, graphs: list[SceneGraph]) -> dict[str, torch.Ten
         if g.objects:
             values = torch.tensor([[*o.position, *o.size] for o in g.objects], device=device)
             geometry[b, :len(g.objects)] = (values - low) / span
-    return {"graph": h, "graph_valid": F.pad(cond["valid"], (1, 0), value=True), "geometry": geometry}
+    identity = torch.stack([cond[k] for k in IDENTITY_FIELDS], -1)
+    return {"graph": h, "graph_valid": F.pad(cond["valid"], (1, 0), value=True), "geometry": geometry,
+            "identity": identity}
 
 
 @torch.no_grad()

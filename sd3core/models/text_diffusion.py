@@ -6,7 +6,8 @@ other, so the length is drawn too. All word tokens start masked and ``diffusion.
 reveals them a few at a time. The network sees, in one sequence (in-context conditioning):
 
 - the image: its VQ-VAE tokens (``vqvae``), each embedded with its grid cell;
-- the 3DSG: ``conditioning.graph_tokens`` (DGAE features, positions and sizes);
+- the 3DSG: ``conditioning.graph_tokens`` (DGAE features, positions and sizes, and each object's
+  label and attribute words, so the caption can name what the 3DSG holds);
 - the word tokens, each with its position.
 
 Training drops the 3DSG for ``DROP_GRAPH`` of the samples, so one network also gives the "image
@@ -22,6 +23,7 @@ from torch import nn
 
 from ..diffusion import sampling_times, sequence_loss, unmask_step
 from .conditioning import GEOMETRY_FEATURES, graph_tokens, transformer
+from .dgae import Identity
 
 WORD = re.compile(r"[a-z]+|[.,]")
 PAD, UNKNOWN = "<pad>", "<unk>"
@@ -79,6 +81,7 @@ class TextDiffusion(nn.Module):
         self.cell = nn.Parameter(torch.randn(config.grid * config.grid, w) * 0.02)
         self.from_graph = nn.Linear(config.graph_width, w)
         self.from_geometry = nn.Linear(GEOMETRY_FEATURES, w)
+        self.identity = Identity(w)  # each object's label and attribute words, for the caption to name
         self.null_graph = nn.Parameter(torch.zeros(w))
         self.part = nn.Parameter(torch.randn(3, w) * 0.02)                 # image, 3DSG, words
         self.blocks = transformer(w, config.heads, config.layers)
@@ -90,9 +93,9 @@ class TextDiffusion(nn.Module):
     def forward(self, words: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
         """words: (B, max_words) int64 (mask = len(words)); cond: "image" (B, grid**2) int64 VQ
         tokens, "graph" (B, 1 + P, Dg), "graph_valid" (B, 1 + P) bool, "geometry" (B, P, 6),
-        "use_graph" (B,) bool. Returns (B, max_words, len(words)) logits of the clean words."""
+        "identity" (B, P, 4) int64, "use_graph" (B,) bool (``dgae.graph_features``). Returns (B, max_words, len(words)) logits of the clean words."""
         image = self.image(cond["image"]) + self.cell
-        graph, graph_keep = graph_tokens(self.from_graph, self.from_geometry, self.null_graph, cond)
+        graph, graph_keep = graph_tokens(self.from_graph, self.from_geometry, self.null_graph, cond, self.identity)
         text = self.word(words) + self.slot
         h = torch.cat([image + self.part[0], graph + self.part[1], text + self.part[2]], 1)
         keep = torch.cat([torch.ones_like(cond["image"], dtype=torch.bool), graph_keep,
@@ -131,7 +134,7 @@ def sample(model: TextDiffusion, cond: dict[str, torch.Tensor], steps: int = DEF
 
 class Examples(torch.utils.data.Dataset):
     """Every caption of every scene as {"words": (max_words,) int64, "cond": {"image", "graph",
-    "graph_valid", "geometry"}} (``generation_data.scene_examples`` and ``image_tokens``)."""
+    "graph_valid", "geometry", "identity"}} (``generation_data.scene_examples`` and ``image_tokens``)."""
 
     def __init__(self, tokens: torch.Tensor, scenes: dict, config: Config):
         self.tokens, self.scenes = tokens, scenes
@@ -147,7 +150,8 @@ class Examples(torch.utils.data.Dataset):
         sc = self.scenes
         return {"words": self.words[i],
                 "cond": {"image": self.tokens[s].long().flatten(), "graph": sc["graph"][s].float(),
-                         "graph_valid": sc["graph_valid"][s], "geometry": sc["geometry"][s].float()}}
+                         "graph_valid": sc["graph_valid"][s], "geometry": sc["geometry"][s].float(),
+                         "identity": sc["identity"][s]}}
 
 
 def load_data(data_dir: str, split: str, limit: int = 0) -> Examples:
