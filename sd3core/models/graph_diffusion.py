@@ -248,8 +248,9 @@ def sample(model: GraphDiffusion, cond: dict[str, torch.Tensor], steps: int,
     All tokens start masked. The first ``ceil(steps / 2)`` steps unmask the object and scene tokens
     (where things are), the rest (at least one) the pair tokens (how they relate), so relations are
     read off a placed scene; pair tokens draw only ``allowed`` sets that agree with the placed
-    objects (``agreeing_sets``); the diagonal and padding hold the "no relation" set. ``temperature`` scales the object and scene tokens' logits, ``relation_temperature``
-    the pairs' (0: the most likely set). Returns {field: int64} shaped like the tokens.
+    objects (``agreeing_sets``); the diagonal and padding hold the "no relation" set.
+    ``temperature`` scales the object and scene tokens' logits, ``relation_temperature`` the
+    pairs' (0: the most likely set). Returns {field: int64} shaped like the tokens.
     """
     coding = model.config.coding
     maskable = real_tokens(cond)

@@ -13,7 +13,9 @@ After parsing (``repair``):
 captions are often bare noun phrases ("sign above urinal", "leaves on the tree", "trees behind
 building", "bike next to field"), which the model tends to read as imperatives or infinitives. Each
 rule here finds one such slip by its shape in the parse and re-tags the word as a noun (part of
-speech and lemma only; the dependency tree is left as it is and ``reading`` copes with it):
+speech and lemma; the dependency tree is left as it is and ``reading`` copes with it, but for two
+labels: the noun before a re-tagged subject becomes its compound, and the adjective-tagged noun
+before a posture verb that verb's subject):
 
 - a sentence-initial verb heading a fragment: no subject but a determiner, no object, a
   preposition after it ("LEAVES on the tree", "a ROSE in a vase");
