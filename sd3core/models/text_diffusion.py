@@ -93,7 +93,8 @@ class TextDiffusion(nn.Module):
     def forward(self, words: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
         """words: (B, max_words) int64 (mask = len(words)); cond: "image" (B, grid**2) int64 VQ
         tokens, "graph" (B, 1 + P, Dg), "graph_valid" (B, 1 + P) bool, "geometry" (B, P, 6),
-        "identity" (B, P, 4) int64, "use_graph" (B,) bool (``dgae.graph_features``). Returns (B, max_words, len(words)) logits of the clean words."""
+        "identity" (B, P, 4) int64, "use_graph" (B,) bool (``dgae.graph_features``). Returns
+        (B, max_words, len(words)) logits of the clean words."""
         image = self.image(cond["image"]) + self.cell
         graph, graph_keep = graph_tokens(self.from_graph, self.from_geometry, self.null_graph, cond, self.identity)
         text = self.word(words) + self.slot
