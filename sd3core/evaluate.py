@@ -364,10 +364,17 @@ def find_object(o, detections: Detections) -> int | None:
     return None
 
 
+# 2D relations of a pair (a, b) that show a stated one: an object resting on another is above it,
+# as in the world's 3DSGs (``spatial.relations_3d`` gives "on" with "above"), and in a picture its
+# box overlaps the top of the other's, so the boxes say "on" and not "above".
+SHOWN_BY_2D = {"above": {(0, "above", 1), (0, "on", 1)}, "under": {(0, "under", 1), (1, "on", 0)}}
+
+
 def relation_in_image(predicate: str, a: int, b: int, detections: Detections) -> bool:
     """Whether detections ``a`` and ``b`` show ``a predicate b``: the 2D relations of their boxes
-    (``spatial.relations_2d``), depth for front/behind (a gap over DEPTH_ORDER_GAP metres), and box
-    containment (a's centre inside b's box) for "in"."""
+    (``spatial.relations_2d``; "above" / "under" also where one rests on the other, ``SHOWN_BY_2D``),
+    depth for front/behind (a gap over DEPTH_ORDER_GAP metres), and box containment (a's centre
+    inside b's box) for "in"."""
     from .spatial import relations_2d
     objs = detections.graph.objects
     if predicate in ("in front of", "behind"):
@@ -376,7 +383,8 @@ def relation_in_image(predicate: str, a: int, b: int, detections: Detections) ->
     if predicate == "in":
         (x0, y0, x1, y1), (u0, v0, u1, v1) = objs[a].box, objs[b].box
         return u0 <= (x0 + x1) / 2 <= u1 and v0 <= (y0 + y1) / 2 <= v1
-    return (0, predicate, 1) in relations_2d([replace(objs[a], id=0), replace(objs[b], id=1)])
+    boxes = set(relations_2d([replace(objs[a], id=0), replace(objs[b], id=1)]))
+    return bool(boxes & SHOWN_BY_2D.get(predicate, {(0, predicate, 1)}))
 
 
 def faithfulness(graph: SceneGraph, detections: Detections) -> tuple[list[bool], list[bool]]:

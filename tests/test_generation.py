@@ -160,6 +160,16 @@ def test_faithfulness_reads_relations_from_detections():
     assert faithfulness(wrong_colour, found)[0] == [False]
 
 
+def test_faithfulness_reads_an_object_resting_on_another_as_above_it():
+    stacked = make_detections([SGObject(0, "cube", ("red",), (0.40, 0.30, 0.60, 0.52)),    # its bottom edge
+                               SGObject(1, "cube", ("blue",), (0.38, 0.45, 0.62, 0.70))],  # over this top
+                              depth=[5.0, 5.0], scores=[0.9, 0.9])
+    said = SceneGraph("tsg", [SGObject(0, "cube", ("red",)), SGObject(1, "cube", ("blue",))],
+                      [SGRelation(0, "on", 1), SGRelation(0, "above", 1), SGRelation(1, "under", 0),
+                       SGRelation(1, "above", 0), SGRelation(0, "under", 1), SGRelation(0, "to the left of", 1)])
+    assert faithfulness(said, stacked)[1] == [True, True, True, False, False, False]
+
+
 def test_caption_metrics():
     gold = _graph3d()
     said = SceneGraph("tsg", [SGObject(0, "ball"), SGObject(1, "cube", ("red",))],
