@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
 from .graph import SceneGraph
 
 BATCH = 256
 MAX_OBJECTS = 6       # the world's most objects per scene: features are padded to this
-CACHE_FORMAT = 2      # raised when what a cache holds changes (2: the 3DSG features' "identity")
+CACHE_FORMAT = 3      # raised when what a cache holds changes (2: the 3DSG features' "identity", 3: "relations")
 
 
 def split_size(data_dir: str | Path, split: str) -> int:
@@ -61,13 +62,14 @@ def image_tokens(data_dir: str | Path, split: str, n: int) -> torch.Tensor:
 
 
 def pad_features(features: dict[str, torch.Tensor], objects: int = MAX_OBJECTS) -> dict[str, torch.Tensor]:
-    """``dgae.graph_features`` output padded to ``objects`` objects."""
-    p = features["geometry"].shape[1]
-    pad = objects - p
-    return {"graph": torch.nn.functional.pad(features["graph"], (0, 0, 0, pad)),
-            "graph_valid": torch.nn.functional.pad(features["graph_valid"], (0, pad)),
-            "geometry": torch.nn.functional.pad(features["geometry"], (0, 0, 0, pad)),
-            "identity": torch.nn.functional.pad(features["identity"], (0, 0, 0, pad))}
+    """``dgae.graph_features`` output padded to ``objects`` objects (new pairs: the empty relation set)."""
+    from .graph_tokens import default_coding
+    pad = objects - features["geometry"].shape[1]
+    return {"graph": F.pad(features["graph"], (0, 0, 0, pad)),
+            "graph_valid": F.pad(features["graph_valid"], (0, pad)),
+            "geometry": F.pad(features["geometry"], (0, 0, 0, pad)),
+            "identity": F.pad(features["identity"], (0, 0, 0, pad)),
+            "relations": F.pad(features["relations"], (0, pad, 0, pad), value=default_coding().set_index(()))}
 
 
 def graph_features_batched(engine, graphs: list[SceneGraph]) -> dict[str, torch.Tensor]:
@@ -84,7 +86,7 @@ def graph_features_batched(engine, graphs: list[SceneGraph]) -> dict[str, torch.
 def caption_examples(data_dir: str | Path, split: str, n: int) -> dict:
     """The aligned captions of the first ``n`` scenes: "scene" (E,) int64, "caption" list of E str,
     "text" (E, Dt) CLIP embeddings, and the padded 3DSG features "graph" / "graph_valid" /
-    "geometry" / "identity" (``dgae.graph_features``), float16 where float."""
+    "geometry" / "identity" / "relations" (``dgae.graph_features``), float16 where float."""
     def compute() -> dict:
         from .lift_data import align_tsg, caption_3dsg
         from .models.clip import encode_texts
@@ -111,8 +113,8 @@ def caption_examples(data_dir: str | Path, split: str, n: int) -> dict:
 
 def scene_examples(data_dir: str | Path, split: str, n: int) -> dict:
     """The first ``n`` scenes' captions and gold 3DSGs: "captions" (n lists of str), and the padded
-    DGAE features of each whole gold 3DSG, "graph" / "graph_valid" / "geometry" / "identity"
-    (float16 where float)."""
+    DGAE features of each whole gold 3DSG, "graph" / "graph_valid" / "geometry" / "identity" /
+    "relations" (float16 where float)."""
     def compute() -> dict:
         from .pipeline import Engine
         from .world.build import load_split

@@ -51,6 +51,14 @@ def _graph3d():
                       [SGRelation(0, "to the left of", 1), SGRelation(1, "to the right of", 0)])
 
 
+def _caption_logits(model, cond: dict, **changed) -> dict[bool, torch.Tensor]:
+    """The text diffusion's logits for a fully masked caption, with and without the 3DSG."""
+    words = torch.full((1, model.config.max_words), len(model.config.words))
+    image = torch.zeros(1, model.config.grid ** 2, dtype=torch.long)
+    return {use: model(words, {**cond, **changed, "use_graph": torch.tensor([use]), "image": image})
+            for use in (True, False)}
+
+
 def test_the_caption_model_reads_each_objects_words_from_the_3dsg(tiny_checkpoints):
     from sd3core.models.dgae import IDENTITY_FIELDS, graph_features
     from sd3core.models.graph_diffusion import ATTRIBUTE_WORDS
@@ -63,14 +71,28 @@ def test_the_caption_model_reads_each_objects_words_from_the_3dsg(tiny_checkpoin
     assert cond["identity"][0, 0, colour] == ATTRIBUTE_WORDS["colour"].index("red")
     green = cond["identity"].clone()
     green[0, 0, colour] = ATTRIBUTE_WORDS["colour"].index("green")  # the same DGAE features otherwise
-    words = torch.full((1, model.config.max_words), len(model.config.words))
-    logits = {}
-    for name, identity in (("red", cond["identity"]), ("green", green)):
-        for use in (True, False):
-            logits[name, use] = model(words, {**cond, "identity": identity, "use_graph": torch.tensor([use]),
-                                              "image": torch.zeros(1, model.config.grid ** 2, dtype=torch.long)})
-    assert not torch.allclose(logits["red", True], logits["green", True])
-    assert torch.allclose(logits["red", False], logits["green", False])  # "image only": no 3DSG at all
+    red, other = _caption_logits(model, cond), _caption_logits(model, cond, identity=green)
+    assert not torch.allclose(red[True], other[True])
+    assert torch.allclose(red[False], other[False])  # "image only": no 3DSG at all
+
+
+def test_the_caption_model_reads_each_pairs_relations_from_the_3dsg(tiny_checkpoints):
+    from sd3core.graph_tokens import default_coding
+    from sd3core.models.dgae import graph_features
+    engine = Engine(tiny_checkpoints, device="cpu")
+    model = engine.model("text_diffusion")
+    torch.nn.init.normal_(model.pairs.relation.weight)  # tiny training leaves it near 0
+    cond = graph_features(engine.model("dgae"), [_graph3d()])
+    coding = default_coding()
+    assert cond["relations"].tolist() == [[[coding.set_index(()), coding.set_index({"to the left of"})],
+                                           [coding.set_index({"to the right of"}), coding.set_index(())]]]
+    swapped = cond["relations"].transpose(1, 2)  # cube right of sphere, the same DGAE features otherwise
+    left, right = _caption_logits(model, cond), _caption_logits(model, cond, relations=swapped)
+    assert not torch.allclose(left[True], right[True])
+    assert torch.allclose(left[False], right[False])
+    alone = graph_features(engine.model("dgae"), [SceneGraph("3dsg", _graph3d().objects[:1], [])])
+    assert alone["relations"].shape == (1, 1, 1)
+    assert _caption_logits(model, alone)[True].isfinite().all()  # one object: no pair tokens
 
 
 def test_engine_generates_images_and_captions(tiny_checkpoints, tiny_world):

@@ -158,8 +158,10 @@ def graph_features(model: DGAE, graphs: list[SceneGraph]) -> dict[str, torch.Ten
     object's position and size (x, y, z, width, height, depth) scaled by ``GEOMETRY_RANGES`` to
     about 0-1, zeros for padding; "identity": (B, P, 4) int64 each object's label and colour, size
     and material word (``IDENTITY_FIELDS``: indices into ``vocab.SHAPES`` and ``ATTRIBUTE_WORDS``, the
-    last index of an attribute "unsaid"), zeros for padding. A graph without objects has only its
-    scene token.
+    last index of an attribute "unsaid"), zeros for padding; "relations": (B, P, P) int64, [b, i, j]
+    the predicate set of object i relative to object j (an index into the DGAE's
+    ``relation_sets``; the diagonal and padding hold the index of the empty set). A graph without
+    objects has only its scene token.
     """
     coding = model.config.coding
     device = next(model.parameters()).device
@@ -179,8 +181,10 @@ def graph_features(model: DGAE, graphs: list[SceneGraph]) -> dict[str, torch.Ten
             values = torch.tensor([[*o.position, *o.size] for o in g.objects], device=device)
             geometry[b, :len(g.objects)] = (values - low) / span
     identity = torch.stack([cond[k] for k in IDENTITY_FIELDS], -1)
+    no_relation = coding.set_index(())
+    relations = torch.where(cond["valid"][:, :, None] & cond["valid"][:, None, :], clean["relations"], no_relation)
     return {"graph": h, "graph_valid": F.pad(cond["valid"], (1, 0), value=True), "geometry": geometry,
-            "identity": identity}
+            "identity": identity, "relations": relations}
 
 
 @torch.no_grad()

@@ -7,7 +7,8 @@ reveals them a few at a time. The network sees, in one sequence (in-context cond
 
 - the image: its VQ-VAE tokens (``vqvae``), each embedded with its grid cell;
 - the 3DSG: ``conditioning.graph_tokens`` (DGAE features, positions and sizes, and each object's
-  label and attribute words, so the caption can name what the 3DSG holds);
+  label and attribute words, so the caption can name what the 3DSG holds; then one token per
+  ordered pair of objects with its predicate set, so the caption can state what the 3DSG relates);
 - the word tokens, each with its position.
 
 Training drops the 3DSG for ``DROP_GRAPH`` of the samples, so one network also gives the "image
@@ -22,7 +23,8 @@ import torch
 from torch import nn
 
 from ..diffusion import sampling_times, sequence_loss, unmask_step
-from .conditioning import GEOMETRY_FEATURES, graph_tokens, transformer
+from ..graph_tokens import DEFAULT_RELATION_SETS
+from .conditioning import GEOMETRY_FEATURES, PairTokens, graph_tokens, transformer
 from .dgae import Identity
 
 WORD = re.compile(r"[a-z]+|[.,]")
@@ -47,6 +49,7 @@ class Config:
     grid: int = 8                  # image tokens per side (the VQ-VAE's)
     codebook: int = 1000           # VQ-VAE codes
     graph_width: int = 128         # DGAE feature width
+    relation_sets: int = len(DEFAULT_RELATION_SETS)  # predicate sets of a pair (the DGAE's coding)
     words: tuple[str, ...] = field(default_factory=caption_words)
 
     def __post_init__(self):  # a checkpoint's config comes back with a list
@@ -82,6 +85,7 @@ class TextDiffusion(nn.Module):
         self.from_graph = nn.Linear(config.graph_width, w)
         self.from_geometry = nn.Linear(GEOMETRY_FEATURES, w)
         self.identity = Identity(w)  # each object's label and attribute words, for the caption to name
+        self.pairs = PairTokens(w, config.relation_sets)  # each pair's relations, for the caption to state
         self.null_graph = nn.Parameter(torch.zeros(w))
         self.part = nn.Parameter(torch.randn(3, w) * 0.02)                 # image, 3DSG, words
         self.blocks = transformer(w, config.heads, config.layers)
@@ -93,10 +97,11 @@ class TextDiffusion(nn.Module):
     def forward(self, words: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
         """words: (B, max_words) int64 (mask = len(words)); cond: "image" (B, grid**2) int64 VQ
         tokens, "graph" (B, 1 + P, Dg), "graph_valid" (B, 1 + P) bool, "geometry" (B, P, 6),
-        "identity" (B, P, 4) int64, "use_graph" (B,) bool (``dgae.graph_features``). Returns
-        (B, max_words, len(words)) logits of the clean words."""
+        "identity" (B, P, 4) int64, "relations" (B, P, P) int64, "use_graph" (B,) bool
+        (``dgae.graph_features``). Returns (B, max_words, len(words)) logits of the clean words."""
         image = self.image(cond["image"]) + self.cell
-        graph, graph_keep = graph_tokens(self.from_graph, self.from_geometry, self.null_graph, cond, self.identity)
+        graph, graph_keep = graph_tokens(self.from_graph, self.from_geometry, self.null_graph, cond,
+                                          self.identity, self.pairs)
         text = self.word(words) + self.slot
         h = torch.cat([image + self.part[0], graph + self.part[1], text + self.part[2]], 1)
         keep = torch.cat([torch.ones_like(cond["image"], dtype=torch.bool), graph_keep,
@@ -135,7 +140,8 @@ def sample(model: TextDiffusion, cond: dict[str, torch.Tensor], steps: int = DEF
 
 class Examples(torch.utils.data.Dataset):
     """Every caption of every scene as {"words": (max_words,) int64, "cond": {"image", "graph",
-    "graph_valid", "geometry", "identity"}} (``generation_data.scene_examples`` and ``image_tokens``)."""
+    "graph_valid", "geometry", "identity", "relations"}} (``generation_data.scene_examples`` and
+    ``image_tokens``)."""
 
     def __init__(self, tokens: torch.Tensor, scenes: dict, config: Config):
         self.tokens, self.scenes = tokens, scenes
@@ -152,7 +158,7 @@ class Examples(torch.utils.data.Dataset):
         return {"words": self.words[i],
                 "cond": {"image": self.tokens[s].long().flatten(), "graph": sc["graph"][s].float(),
                          "graph_valid": sc["graph_valid"][s], "geometry": sc["geometry"][s].float(),
-                         "identity": sc["identity"][s]}}
+                         "identity": sc["identity"][s], "relations": sc["relations"][s]}}
 
 
 def load_data(data_dir: str, split: str, limit: int = 0) -> Examples:
