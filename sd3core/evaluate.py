@@ -409,10 +409,9 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
 
 # --- captions: what a generated caption states, against the gold 3DSG and reference captions ---
 
-def relation_correctness(tsg: SceneGraph, gold3d: SceneGraph) -> list[bool]:
-    """Per spatial relation a caption states (its parsed TSG), whether it holds in the gold 3DSG:
-    each end must name exactly one gold object (its shape and every stated word), and the gold
-    relations must join them with that predicate."""
+def named_gold_objects(tsg: SceneGraph, gold3d: SceneGraph) -> dict[int, int | None]:
+    """TSG object id -> id of the one gold 3DSG object with its shape and every word it states, or
+    None where no gold object or several fit."""
     from .vocab import canonical_word
     ends = {}
     for o in tsg.objects:
@@ -420,6 +419,14 @@ def relation_correctness(tsg: SceneGraph, gold3d: SceneGraph) -> list[bool]:
         fits = [g.id for g in gold3d.objects
                 if g.label == canonical_word(o.label) and said.items() <= _kinds(g.attributes).items()]
         ends[o.id] = fits[0] if len(fits) == 1 else None
+    return ends
+
+
+def relation_correctness(tsg: SceneGraph, gold3d: SceneGraph) -> list[bool]:
+    """Per spatial relation a caption states (its parsed TSG), whether it holds in the gold 3DSG:
+    each end must name exactly one gold object (``named_gold_objects``), and the gold relations
+    must join them with that predicate."""
+    ends = named_gold_objects(tsg, gold3d)
     gold = _triples(gold3d)
     return [ends[r.subject] is not None and ends[r.object] is not None
             and (ends[r.subject], r.predicate, ends[r.object]) in gold for r in tsg.spatial_relations()]
