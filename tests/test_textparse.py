@@ -178,6 +178,7 @@ def test_non_spatial_relations_are_kept_apart_from_the_nine():
 
 @pytest.mark.parametrize("text, triple", [
     ("Garbage can under the sink", ("garbage can", "under", "sink")),
+    ("a garbage can resting on the floor", ("garbage can", "on", "floor")),
     ("a backpack next toa dog", ("backpack", "next to", "dog")),
     ("green busnext to the sidewalk", ("bus", "next to", "sidewalk")),
     ("there is a glass above a table.", ("glass", "above", "table")),

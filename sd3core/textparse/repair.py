@@ -68,7 +68,7 @@ NOUN_CUES = (ARTICLES | {"another", "each", "this", "that", "two", "three", "lit
 # Words after which a stand-in word is a noun, never the modal "can": a spatial phrase's first word
 # or a copula ("garbage CAN under the sink", "the CAN is red"); also punctuation and the text's end.
 NOUN_FOLLOWERS = ({phrase.split()[0] for phrase in lx.PHRASE_TO_PREDICATE}
-                  | {"is", "are", "was", "were", "with", "and", "sitting", "standing"})
+                  | {"is", "are", "was", "were", "with", "and"} | lx.POSTURE_PARTICIPLES)
 STAND_IN_KEY = "sd3core_stand_ins"  # Doc.user_data key: token index -> lemma of the original word
 
 
