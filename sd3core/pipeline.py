@@ -24,6 +24,7 @@ from .images import to_model_images, to_uint8_images
 MAX_IMAGE_PIXELS = 4096 * 4096  # larger images are refused before any work
 MAX_SAMPLES = 16                 # most samples one call may ask for
 CONDITION_CACHE_SIZE = 16        # condition encodings kept for regenerating from the same inputs
+CAPTION_CANDIDATES = 4           # captions drawn per caption asked for, the one that agrees best with the 3DSG kept
 
 
 def pick_device() -> torch.device:
@@ -63,6 +64,14 @@ def set_threads() -> int:
             raise ValueError(f"SD3_THREADS: got {raw!r}, expected a whole number of at least 1")
         torch.set_num_threads(int(raw))
     return torch.get_num_threads()
+
+
+def caption_agreement(tsg: SceneGraph, graph3d: SceneGraph) -> int:
+    """How well a caption (its parsed TSG) agrees with the 3DSG it was drawn from: the spatial
+    relations it states that hold there (``evaluate.relation_correctness``) minus those that do not."""
+    from .evaluate import relation_correctness
+    held = relation_correctness(tsg, graph3d)
+    return 2 * sum(held) - len(held)
 
 
 def _image_key(image: np.ndarray) -> tuple:
@@ -260,11 +269,14 @@ class Engine:
                 "images": self.generate_image(graph3d, text, n, steps, guidance, seed, on_step)}
 
     def generate_captions(self, graphs3d: list[SceneGraph], images: list[np.ndarray], steps: int | None = None,
-                          seed: int = 0, use_graph: bool = True) -> list[str]:
+                          seed: int = 0, use_graph: bool = True, candidates: int = CAPTION_CANDIDATES) -> list[str]:
         """One caption per (3DSG, image) pair, drawn in one batch by the text diffusion from ``seed``.
 
-        ``use_graph=False`` leaves the 3DSG out (the "image only" ablation). Every object of a 3DSG
-        needs position and size. Raises ValueError for a bad graph, image or setting.
+        Generate, then verify: ``candidates`` captions are drawn per pair and the one whose stated
+        relations agree best with its 3DSG is kept (``caption_agreement``; the first on ties).
+        ``use_graph=False`` leaves the 3DSG out (the "image only" ablation; one caption, nothing to
+        verify it against). Every object of a 3DSG needs position and size. Raises ValueError for a
+        bad graph, image or setting.
         """
         from .models.dgae import graph_features
         from .models.text_diffusion import DEFAULT_STEPS, sample
@@ -273,6 +285,9 @@ class Engine:
             raise ValueError(f"images: got {len(images)} images for {len(graphs3d)} graphs, expected one each")
         if not 1 <= steps <= 1000:
             raise ValueError(f"steps: got {steps}, expected 1 to 1000")
+        if not 1 <= candidates <= MAX_SAMPLES:
+            raise ValueError(f"candidates: got {candidates}, expected 1 to {MAX_SAMPLES}")
+        k = candidates if use_graph else 1
         for g in graphs3d:
             _check_3dsg(g)
         tokens = self._cached(("image", *map(_image_key, images)),
@@ -281,7 +296,14 @@ class Engine:
         with torch.inference_mode(), self._autocast():
             cond = dict(self._cached(("3dsg", *graphs3d), lambda: graph_features(self.model("dgae"), graphs3d)))
             cond.update(image=tokens, use_graph=torch.full((len(images),), use_graph, device=self.device))
-            return sample(self.model("text_diffusion"), cond, steps, generator)
+            cond = {name: v.repeat_interleave(k, 0) for name, v in cond.items()}
+            repeated = [g for g in graphs3d for _ in range(k)]
+            drawn = sample(self.model("text_diffusion"), cond, repeated, steps, generator)
+        if k == 1:
+            return drawn
+        from .textparse import parse_texts
+        scores = [caption_agreement(tsg, g) for tsg, g in zip(parse_texts(drawn), repeated)]
+        return [drawn[i * k + max(range(k), key=lambda j: scores[i * k + j])] for i in range(len(graphs3d))]
 
     def generate_caption(self, graph3d: SceneGraph, image: np.ndarray | None = None, n: int = 1,
                          steps: int | None = None, seed: int = 0) -> list[str]:

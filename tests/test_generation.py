@@ -34,6 +34,50 @@ def test_captions_round_trip_through_word_ids():
     assert words[unknown[1]] == "<unk>" and text_diffusion.decode_caption(unknown, words) == "A"
 
 
+def test_decoding_fills_each_slot_with_its_objects_words():
+    words = text_diffusion.caption_words()
+    ids = text_diffusion.encode_caption(["a", "<o1>", "is", "on", "a", "<o0>", ".", "a", "<o2>"], words, 12)
+    assert text_diffusion.decode_caption(ids, words, ["orange cube", "red sphere"]) == \
+        "A red sphere is on an orange cube. A"  # "a"/"an" fitted; a slot with no object dropped
+
+
+def test_examples_name_objects_by_slots_only_with_the_3dsg(tiny_world):
+    data = text_diffusion.load_data(str(tiny_world), "train", 0)
+    first = text_diffusion.Config().first_slot
+    with_slots = [i for i in range(len(data)) if (data.words[i] >= first).any()]
+    assert len(with_slots) >= 0.9 * len(data)
+    for i in with_slots:
+        example = data[i]
+        named = example["words"][example["words"] >= first] - first
+        assert example["cond"]["graph_valid"][1:][named].all()  # each slot names an object of the 3DSG
+        assert (example["plain"] < first).all()                  # the caption's own words: no slots
+
+
+def test_slots_point_at_objects_by_what_they_are_not_their_index(tiny_checkpoints):
+    from sd3core.models.dgae import graph_features
+    engine = Engine(tiny_checkpoints, device="cpu")
+    model = engine.model("text_diffusion")
+    graph = _graph3d()
+    swapped = SceneGraph("3dsg", [SGObject(0, *_objects(graph)[1]), SGObject(1, *_objects(graph)[0])],
+                         [SGRelation(1, "to the left of", 0), SGRelation(0, "to the right of", 1)])
+    first = model.config.first_slot
+    logits = [_caption_logits(model, graph_features(engine.model("dgae"), [g]))[True][0, :, first:first + 2]
+              for g in (graph, swapped)]
+    assert torch.allclose(logits[0], logits[1].flip(-1), atol=1e-4)
+    assert not torch.allclose(logits[0][:, 0], logits[0][:, 1])
+
+
+def test_sampling_allows_only_the_slots_of_the_3dsgs_objects(tiny_checkpoints):
+    from sd3core.models.dgae import graph_features
+    engine = Engine(tiny_checkpoints, device="cpu")
+    model = engine.model("text_diffusion")
+    cond = graph_features(engine.model("dgae"), [_graph3d()])
+    first, k = model.config.first_slot, len(model.config.words)
+    for use, slots in ((True, [True, True] + [False] * (k - first - 2)), (False, [False] * (k - first))):
+        allowed = model.allowed_words({**cond, "use_graph": torch.tensor([use])})
+        assert allowed[0, first:].tolist() == slots and allowed[0, :first].all()
+
+
 @pytest.mark.parametrize("stage", [image_diffusion, text_diffusion])
 def test_training_steps_lower_the_loss(stage, tiny_world):
     data = stage.load_data(str(tiny_world), "train", 0)
@@ -49,6 +93,10 @@ def _graph3d():
     return SceneGraph("3dsg", [SGObject(0, "cube", ("red",), position=(-0.8, -0.5, 5.0), size=(0.8, 0.8, 0.8)),
                                SGObject(1, "sphere", ("blue",), position=(0.8, -0.5, 5.0), size=(0.8, 0.8, 0.8))],
                       [SGRelation(0, "to the left of", 1), SGRelation(1, "to the right of", 0)])
+
+
+def _objects(graph):
+    return [(o.label, o.attributes, None, o.position, o.size) for o in graph.objects]
 
 
 def _caption_logits(model, cond: dict, **changed) -> dict[bool, torch.Tensor]:
@@ -107,7 +155,7 @@ def test_engine_generates_images_and_captions(tiny_checkpoints, tiny_world):
     assert result["tsg"].kind == "tsg" and result["graph3d"].kind == "3dsg" and len(result["images"]) == 1
     render = next(read_split(tiny_world, "test"))["rgb"]
     si2t = engine.image_to_text(render, n=2, steps=2)
-    assert si2t["vsg"].kind == "vsg" and all(isinstance(c, str) for c in si2t["captions"])
+    assert si2t["vsg"].kind == "vsg" and all(isinstance(c, str) and "<" not in c for c in si2t["captions"])
     assert len(engine.generate_caption(graph, None, steps=2)) == 1   # no image: one is drawn first
 
 
@@ -166,6 +214,27 @@ def test_engine_refuses_bad_generation_requests(tiny_checkpoints):
         engine.text_to_image("   ")
     with pytest.raises(ValueError, match="got 2 images for 1 graphs"):
         engine.generate_captions([_graph3d()], [np.zeros((8, 8, 3), np.uint8)] * 2)
+    with pytest.raises(ValueError, match="candidates: got 0"):
+        engine.generate_captions([_graph3d()], [np.zeros((8, 8, 3), np.uint8)], candidates=0)
+
+
+def test_the_caption_kept_is_the_one_that_agrees_with_the_3dsg(tiny_checkpoints, monkeypatch):
+    """Generate, then verify: of the captions drawn, the one whose relations hold in the 3DSG."""
+    from sd3core.pipeline import caption_agreement
+    from sd3core.textparse import parse_text
+    right = "A red cube is to the left of a blue sphere."
+    wrong = "A red cube is to the right of a blue sphere."
+    assert caption_agreement(parse_text(right), _graph3d()) == 1
+    assert caption_agreement(parse_text(wrong), _graph3d()) == -1
+    assert caption_agreement(parse_text("A red cube."), _graph3d()) == 0
+    drawn = []
+    monkeypatch.setattr("sd3core.models.text_diffusion.sample",
+                        lambda model, cond, graphs, *a: drawn.append(len(graphs)) or ([wrong, right, wrong] * 2)[:len(graphs)])
+    engine = Engine(tiny_checkpoints, device="cpu")
+    image = np.zeros((8, 8, 3), np.uint8)
+    assert engine.generate_captions([_graph3d()] * 2, [image] * 2, candidates=3) == [right, right]
+    assert engine.generate_captions([_graph3d()], [image], candidates=1, seed=1) == [wrong]  # no choice
+    assert drawn == [6, 1]
 
 
 def test_faithfulness_reads_relations_from_detections():

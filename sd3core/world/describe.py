@@ -21,16 +21,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from itertools import combinations
 
 import numpy as np
 
 from sd3core import vocab
 from sd3core.graph import SceneGraph, SGObject, SGRelation
+from sd3core.referring import ADJECTIVE_ORDER, ATTRIBUTE_ORDER, attribute_kinds, distinguishing
 
-ATTRIBUTE_ORDER = ("colour", "size", "material")
-# Attribute sets tried when telling an object from others of its shape: fewest first, colour first.
-ATTRIBUTE_SETS = tuple(c for r in (1, 2, 3) for c in combinations(ATTRIBUTE_ORDER, r))
 
 # Sampling weight of a predicate when a relation is picked: the relations that geometry makes
 # rare in the world (on, in, above, under, depth) are favoured, so the captions cover all nine.
@@ -61,8 +58,6 @@ PHRASES = {
 }
 KIND_WEIGHTS = {"prep": 2.0, "part": 1.0, "verb": 1.0, "sym": 1.0}
 
-# English adjective order: "a big shiny red ball", "a big red metal ball" (material nouns last).
-ADJECTIVE_ORDER = ("size", "material", "colour", "noun material")
 MATERIAL_NOUNS = ("metal", "rubber")
 
 COPULA, PREP, VERB, SYM = ("prep", "part"), ("prep",), ("verb",), ("sym",)
@@ -135,22 +130,6 @@ def _word(rng: np.random.Generator, canon: str) -> str:
     return canon if not others or rng.random() < 0.6 else _pick(rng, others)
 
 
-def _attributes(obj: SGObject) -> dict[str, str]:
-    """Attribute kind ("colour", "size", "material") -> canonical word, for one 3DSG object."""
-    return {vocab.ATTRIBUTE_KIND[a]: a for a in obj.attributes}
-
-
-def _distinguishing(obj: SGObject, objects: tuple[SGObject, ...]) -> tuple[str, ...] | None:
-    """The fewest attributes telling ``obj`` from the scene's other objects of its shape, in kind
-    order; ``()`` when its shape is unique, ``None`` when nothing tells it apart (a twin)."""
-    own = _attributes(obj)
-    others = [_attributes(o) for o in objects if o.id != obj.id and o.label == obj.label]
-    for kinds in ATTRIBUTE_SETS if others else ((),):
-        if all(k in own for k in kinds) and all(any(o.get(k) != own[k] for k in kinds) for o in others):
-            return tuple(own[k] for k in kinds)
-    return None
-
-
 def _check(graph3d: SceneGraph) -> None:
     """Raise ValueError unless the graph speaks the world's vocabulary."""
     for o in graph3d.objects:
@@ -219,7 +198,7 @@ class _Caption:
 
     def predicative(self, i: int) -> str | None:
         """A colour or size of object i that its description does not state yet, else None."""
-        own = _attributes(self.objects[i])
+        own = attribute_kinds(self.objects[i])
         extra = [own[k] for k in ("colour", "size") if k in own and own[k] not in self.described[i]]
         return extra[0] if extra else None
 
@@ -293,7 +272,7 @@ def _descriptions(objects: dict[int, SGObject], minimal: dict[int, tuple[str, ..
     ones, half the time with one more for variety (colour most often)."""
     out = {}
     for i, base in minimal.items():
-        own = _attributes(objects[i])
+        own = attribute_kinds(objects[i])
         missing = [k for k in ATTRIBUTE_ORDER if k in own and own[k] not in base]
         if missing and rng.random() < 0.5:
             base += (own[_pick(rng, missing, [3.0 if k == "colour" else 1.0 for k in missing])],)
@@ -303,7 +282,7 @@ def _descriptions(objects: dict[int, SGObject], minimal: dict[int, tuple[str, ..
 
 def _alone(objects: dict[int, SGObject], i: int, rng: np.random.Generator) -> tuple[str, SceneGraph]:
     """A caption of object i alone, with a random selection of its attributes."""
-    own = _attributes(objects[i])
+    own = attribute_kinds(objects[i])
     keep = {"colour": 0.8, "size": 0.5, "material": 0.4}
     stated = tuple(own[k] for k in ATTRIBUTE_ORDER if k in own and rng.random() < keep[k])
     cap = _Caption(objects, {i: stated}, rng)
@@ -326,7 +305,7 @@ def describe(graph3d: SceneGraph, rng: np.random.Generator,
     if not objects:
         raise ValueError("graph3d has no objects; a caption needs at least one")
     minimal = {i: d for i, o in objects.items()
-               if (d := _distinguishing(o, graph3d.objects)) is not None}
+               if (d := distinguishing(o, graph3d.objects)) is not None}
     pool = list(dict.fromkeys(r for r in graph3d.relations
                               if r.subject in minimal and r.object in minimal))
     n = int(rng.integers(1, 4)) if n_relations is None else n_relations
