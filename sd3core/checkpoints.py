@@ -1,7 +1,9 @@
 """Shipped checkpoints: self-describing files, a manifest with checksums, and safe loading.
 
 A checkpoint file is ``torch.save({"config": dict, "state_dict": dict}, path)``: the model is rebuilt
-from its config (plain values) and loaded with ``torch.load(weights_only=True)``. Every shipped file
+from its config (plain values) and loaded with ``torch.load(weights_only=True)``. Weights are trained
+in float32 and stored in float16 (``stored_weights``; half the file size, and ``load_state_dict``
+casts them back); training measures its final metrics on the stored weights. Every shipped file
 has an entry in ``checkpoints/manifest.json``::
 
     {"checkpoints": {"vqvae.pt": {"sha256": "…", "size": 123, "command": "python -m sd3core train vqvae …",
@@ -23,6 +25,7 @@ import torch
 
 CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
 MANIFEST_NAME = "manifest.json"
+STORAGE_DTYPE = torch.float16
 
 
 def sha256_of(path: str | Path) -> str:
@@ -46,12 +49,20 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def stored_weights(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The weights as a checkpoint stores them: on the CPU, floating tensors in ``STORAGE_DTYPE``,
+    the rest (integer buffers) unchanged."""
+    return {k: v.detach().cpu().to(STORAGE_DTYPE if v.is_floating_point() else v.dtype)
+            for k, v in state_dict.items()}
+
+
 def save_checkpoint(path: str | Path, config: dict, state_dict: dict[str, torch.Tensor]) -> Path:
-    """Write ``{"config", "state_dict"}`` to ``path`` atomically (temporary name, then rename)."""
+    """Write ``{"config", "state_dict"}`` to ``path`` atomically (temporary name, then rename), the
+    weights as ``stored_weights`` gives them."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save({"config": config, "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()}}, tmp)
+    torch.save({"config": config, "state_dict": stored_weights(state_dict)}, tmp)
     os.replace(tmp, path)
     return path
 

@@ -34,7 +34,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 from tqdm import tqdm
 
-from .checkpoints import CHECKPOINT_DIR, load_checkpoint, record_checkpoint, save_checkpoint
+from .checkpoints import CHECKPOINT_DIR, load_checkpoint, record_checkpoint, save_checkpoint, stored_weights
 from .world.build import SPLIT_SEEDS
 
 STAGES = ("vqvae", "detector", "clip", "dgae", "graph_diffusion", "image_diffusion", "text_diffusion")
@@ -177,6 +177,7 @@ def train(args: TrainArgs, config_overrides: dict | None = None, command: str | 
     bar.close()
     metrics = {}
     if rank == 0:
+        model.load_state_dict(stored_weights(model.state_dict()))    # measure what ships
         model.eval()
         metrics = module.evaluate(model, args.data, args.eval_split, args.eval_limit)
         name = f"{args.stage}.pt"

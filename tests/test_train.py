@@ -24,8 +24,12 @@ def test_single_process_training_ships_a_verified_checkpoint(tiny_world, tmp_pat
     entry = read_manifest(tmp_path / "ckpt")["vqvae.pt"]
     assert entry["command"] == "test command" and entry["steps"] == 2 and entry["metrics"] == metrics
     state = load_checkpoint("vqvae.pt", tmp_path / "ckpt")
+    assert {v.dtype for v in state["state_dict"].values() if v.is_floating_point()} == {torch.float16}
     model = vqvae.build(vqvae.Config(**state["config"]))
     model.load_state_dict(state["state_dict"])
+    # the float16 weights come back as float32, and the manifest's metrics are those of what shipped
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    assert vqvae.evaluate(model.eval(), str(tiny_world), "test", 4) == metrics
     # resuming continues from the saved step instead of starting over
     train(_args(tiny_world, tmp_path, steps=3), command="test command")
     log = (tmp_path / "runs" / "vqvae" / "train.log").read_text().splitlines()
