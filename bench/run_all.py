@@ -25,6 +25,7 @@ BENCHES = {
     "arrows": (["arrows.py"], "every arrow: latency, throughput, memory, baselines; roofline"),
     "startup": (["startup.py"], "first response after launching the studio"),
     "quality_speed": (["quality_speed.py"], "quality against diffusion steps (the default's choice)"),
+    "caption_candidates": (["caption_candidates.py"], "caption quality against steps and candidates"),
     "compile": (["compile.py"], "torch.compile against eager"),
     "generation": (["generation.py"], "ST2I/SI2T end to end, image diffusion at several steps"),
     "lift": (["lift.py"], "the 3DSG lift at several steps, batched against one by one"),

@@ -24,7 +24,7 @@ from .images import to_model_images, to_uint8_images
 MAX_IMAGE_PIXELS = 4096 * 4096  # larger images are refused before any work
 MAX_SAMPLES = 16                 # most samples one call may ask for
 CONDITION_CACHE_SIZE = 16        # condition encodings kept for regenerating from the same inputs
-CAPTION_CANDIDATES = 4           # captions drawn per caption asked for, the one that agrees best with the 3DSG kept
+CAPTION_CANDIDATES = 6           # captions drawn per caption asked for, the best by caption_agreement kept
 
 
 def pick_device() -> torch.device:

@@ -38,7 +38,8 @@ def test_decoding_fills_each_slot_with_its_objects_words():
     words = text_diffusion.caption_words()
     ids = text_diffusion.encode_caption(["a", "<o1>", "is", "on", "a", "<o0>", ".", "a", "<o2>"], words, 12)
     assert text_diffusion.decode_caption(ids, words, ["orange cube", "red sphere"]) == \
-        "A red sphere is on an orange cube. A"  # "a"/"an" fitted; a slot with no object dropped
+        "A red sphere is on an orange cube."  # "a"/"an" fitted; a slot with no object dropped,
+    # and with it the unfinished sentence after a finished one
 
 
 def test_examples_name_objects_by_slots_only_with_the_3dsg(tiny_world):

@@ -40,7 +40,7 @@ from .dgae import Identity
 
 PAD, UNKNOWN = "<pad>", "<unk>"
 DROP_GRAPH = 0.15       # training: share of samples without the 3DSG
-DEFAULT_STEPS = 16      # sampling steps of the studio and the evaluation
+DEFAULT_STEPS = 8       # sampling steps of the Engine and the evaluation (bench/caption_candidates.py)
 
 
 def caption_words() -> tuple[str, ...]:
@@ -87,12 +87,15 @@ def encode_caption(text: str | list[str], words: tuple[str, ...], max_words: int
 
 def decode_caption(ids: torch.Tensor, words: tuple[str, ...], names: list[str] = ()) -> str:
     """(max_words,) word ids -> the caption: "<oK>" replaced by ``names[K]`` (dropped if there is
-    none), padding and "<unk>" dropped, "a"/"an" fitted to the next word, sentences capitalised."""
+    none), padding and "<unk>" dropped, "a"/"an" fitted to the next word, an unfinished last sentence
+    (no full stop) dropped after a finished one, sentences capitalised."""
     slot = {SLOT.format(k): name for k, name in enumerate(names)}
     out = " ".join(slot.get(words[i], words[i]) for i in ids.tolist()
                    if words[i] not in (PAD, UNKNOWN) and (words[i] in slot or not words[i].startswith("<")))
     out = re.sub(r"\b(a|an) (\w)", lambda m: ("an " if m.group(2) in "aeiou" else "a ") + m.group(2), out)
     out = re.sub(r" ([.,])", r"\1", out).strip()
+    if not out.endswith(".") and "." in out:
+        out = out[:out.rindex(".") + 1]
     return re.sub(r"(^|[.] )([a-z])", lambda m: m.group(1) + m.group(2).upper(), out)
 
 
