@@ -26,6 +26,7 @@ BENCHES = {
     "startup": (["startup.py"], "first response after launching the studio"),
     "quality_speed": (["quality_speed.py"], "quality against diffusion steps (the default's choice)"),
     "caption_candidates": (["caption_candidates.py"], "caption quality against steps and candidates"),
+    "caption_ends": (["caption_ends.py"], "what generated captions' relations join, and where they hold"),
     "compile": (["compile.py"], "torch.compile against eager"),
     "generation": (["generation.py"], "ST2I/SI2T end to end, image diffusion at several steps"),
     "lift": (["lift.py"], "the 3DSG lift at several steps, batched against one by one"),
