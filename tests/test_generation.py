@@ -25,6 +25,22 @@ def test_truncate_keeps_the_most_likely_classes_up_to_the_mass():
     assert torch.equal(truncate(logits, 1.0), logits)
 
 
+def test_image_codes_are_the_vqvaes_fsq_digits_and_their_log_probs_add_up():
+    from sd3core.models.vqvae import FSQ
+    levels = image_diffusion.Config().levels
+    codes = torch.arange(image_diffusion.Config().codebook)
+    fsq = FSQ(levels)
+    digits = torch.stack(image_diffusion.code_digits(codes, levels)).float()   # (channels, codes)
+    latents = (digits.view(1, len(levels), -1, 1) - fsq.half_width) / fsq.half_width
+    assert torch.equal(fsq.to_index(latents)[0, :, 0], codes)
+    logits = torch.randn(3, sum(levels))
+    joint = image_diffusion.code_log_probs(logits, levels)
+    assert joint.shape == (3, len(codes)) and torch.allclose(joint.exp().sum(-1), torch.ones(3))
+    per_channel = [p.log_softmax(-1) for p in logits.split(list(levels), -1)]
+    expected = sum(p[:, d] for p, d in zip(per_channel, image_diffusion.code_digits(codes, levels)))
+    assert torch.allclose(joint, expected, atol=1e-5)
+
+
 def test_captions_round_trip_through_word_ids():
     words = text_diffusion.caption_words()
     text = "A small red cube sits to the left of the sphere. It is behind a cone."
@@ -86,7 +102,7 @@ def test_training_steps_lower_the_loss(stage, tiny_world):
     batch = torch.utils.data.default_collate([data[i] for i in range(min(16, len(data)))])
     torch.manual_seed(0)
     config = stage.Config(width=32, layers=1, heads=2)
-    losses, logs = fit_steps(stage, stage.build(config), batch, steps=40, lr=3e-3)
+    losses, logs = fit_steps(stage, stage.build(config), batch, steps=60, lr=3e-3)
     assert losses[-1] < 0.7 * losses[0] and "acc" in logs
 
 
@@ -123,6 +139,25 @@ def test_the_caption_model_reads_each_objects_words_from_the_3dsg(tiny_checkpoin
     red, other = _caption_logits(model, cond), _caption_logits(model, cond, identity=green)
     assert not torch.allclose(red[True], other[True])
     assert torch.allclose(red[False], other[False])  # "image only": no 3DSG at all
+
+
+def test_the_image_model_reads_each_objects_words_from_the_3dsg(tiny_checkpoints):
+    from sd3core.models.dgae import IDENTITY_FIELDS, graph_features
+    from sd3core.models.graph_diffusion import ATTRIBUTE_WORDS
+    engine = Engine(tiny_checkpoints, device="cpu")
+    model = engine.model("image_diffusion")
+    torch.nn.init.normal_(model.identity.attribute["colour"].weight)  # tiny training leaves it near 0
+    cond = graph_features(engine.model("dgae"), [_graph3d()])
+    green = cond["identity"].clone()
+    green[0, 0, IDENTITY_FIELDS.index("colour")] = ATTRIBUTE_WORDS["colour"].index("green")
+    masked = torch.full((1, model.config.grid ** 2), model.config.codebook)
+    text = torch.zeros(1, model.config.text_width)
+
+    def logits(identity, use_graph):
+        return model(masked, {**cond, "identity": identity, "text": text, "use_text": torch.tensor([False]),
+                              "use_graph": torch.tensor([use_graph])})
+    assert not torch.allclose(logits(cond["identity"], True), logits(green, True))
+    assert torch.allclose(logits(cond["identity"], False), logits(green, False))  # "without 3DSG"
 
 
 def test_the_caption_model_reads_each_pairs_relations_from_the_3dsg(tiny_checkpoints):

@@ -5,10 +5,16 @@ tokens start masked and ``diffusion.unmask_step`` reveals them a few at a time (
 the mask-only transition). The network sees, in one sequence, as in-context conditioning:
 
 - the caption: the project's CLIP text embedding (``clip.encode_texts``), one token;
-- the 3DSG: the DGAE features (``dgae.graph_features``: a scene token and one token per object),
+- the 3DSG: ``conditioning.graph_tokens`` (the DGAE features, a scene token and one token per object,
   each object token plus sinusoidal features of its position and size, so that where the 3DSG puts
-  an object is easy to read;
+  an object is easy to read, and its label and attribute words, so that what it is is easy to read);
 - the image tokens, each with a learned embedding of its grid cell.
+
+A VQ-VAE code is an FSQ code: one digit per latent channel (``vqvae.FSQ``, levels 8, 5, 5, 5). The
+network embeds a code as the sum of its digits' embeddings and predicts each digit (one small
+softmax per channel); a code's log-probability is the sum of its digits' (``code_log_probs``). So
+what it learns of a colour or a shading is shared by every code with that digit, and the diffusion
+math (loss, guidance, truncation, sampling) runs on the 1,000 codes unchanged.
 
 Training drops the caption, the 3DSG or both at random (``DROP_*``) so that one network serves the
 full model, the "without 3DSG" ablation (the 3DSG dropped) and the unconditional prediction that
@@ -17,13 +23,15 @@ truncates each prediction to its most likely tokens (VQ-Diffusion's truncation, 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from ..diffusion import sampling_times, sequence_loss, truncate, unmask_step
 from .conditioning import GEOMETRY_FEATURES, graph_tokens, transformer
+from .dgae import Identity
 
 DROP_BOTH, DROP_TEXT, DROP_GRAPH = 0.1, 0.1, 0.1   # training: share of samples without caption/3DSG/either
 DEFAULT_STEPS = 16          # sampling steps of the studio and the evaluation
@@ -37,9 +45,37 @@ class Config:
     layers: int = 6
     heads: int = 8
     grid: int = 8                  # tokens per side (the VQ-VAE's)
-    codebook: int = 1000           # VQ-VAE codes
+    levels: tuple[int, ...] = field(default_factory=lambda: (8, 5, 5, 5))  # the VQ-VAE's FSQ levels
     text_width: int = 128          # CLIP embedding width
     graph_width: int = 128         # DGAE feature width
+
+    def __post_init__(self):  # a checkpoint's config comes back with a list
+        self.levels = tuple(self.levels)
+
+    @property
+    def codebook(self) -> int:
+        """VQ-VAE codes: the product of the levels; the mask is index ``codebook``."""
+        return math.prod(self.levels)
+
+
+def code_digits(codes: torch.Tensor, levels: tuple[int, ...]) -> list[torch.Tensor]:
+    """(...) int64 FSQ code indices -> one (...) tensor of digits per channel (``vqvae.FSQ.to_index``:
+    index = d0 + l0 * (d1 + l1 * (d2 + ...)))."""
+    digits = []
+    for level in levels:
+        digits.append(codes % level)
+        codes = torch.div(codes, level, rounding_mode="floor")
+    return digits
+
+
+def code_log_probs(digit_logits: torch.Tensor, levels: tuple[int, ...]) -> torch.Tensor:
+    """(..., sum(levels)) logits of each channel's digit -> (..., prod(levels)) log-probabilities of
+    the codes, digits independent given the network's input, in ``code_digits``' index order."""
+    parts = [p.float().log_softmax(-1) for p in digit_logits.split(list(levels), -1)]
+    joint = parts[-1]
+    for part in reversed(parts[:-1]):   # the first channel varies fastest
+        joint = (joint[..., :, None] + part[..., None, :]).flatten(-2)
+    return joint
 
 
 class ImageDiffusion(nn.Module):
@@ -49,17 +85,20 @@ class ImageDiffusion(nn.Module):
         super().__init__()
         self.config = config
         w = config.width
-        self.token = nn.Embedding(config.codebook + 1, w)                 # + the mask
+        self.digit = nn.ModuleList(nn.Embedding(level, w) for level in config.levels)
+        self.mask = nn.Parameter(torch.randn(w) * 0.02)
         self.cell = nn.Parameter(torch.randn(config.grid * config.grid, w) * 0.02)
         self.from_text = nn.Linear(config.text_width, w)
         self.from_graph = nn.Linear(config.graph_width, w)
         self.from_geometry = nn.Linear(GEOMETRY_FEATURES, w)
+        self.identity = Identity(w)  # each object's label and attribute words, for the image to show
         self.null_text, self.null_graph = nn.Parameter(torch.zeros(w)), nn.Parameter(torch.zeros(w))
         self.part = nn.Parameter(torch.randn(3, w) * 0.02)                 # caption, 3DSG, image
         self.blocks = transformer(w, config.heads, config.layers)
         self.norm = nn.LayerNorm(w)
-        self.head = nn.Linear(w, config.codebook)
-        nn.init.normal_(self.token.weight, std=0.02)   # as small as the cell embeddings, so position is readable
+        self.head = nn.Linear(w, sum(config.levels))                        # the digits of each code
+        for table in self.digit:  # as small as the cell embeddings, so position is readable
+            nn.init.normal_(table.weight, std=0.02)
 
     def object_features(self, cond: dict[str, torch.Tensor]) -> torch.Tensor:
         """The network's own reading of a 3DSG: its final hidden state at each object token, (B, P, W),
@@ -71,21 +110,29 @@ class ImageDiffusion(nn.Module):
         h = self._hidden(masked, {**cond, "text": text, "use_text": off, "use_graph": ~off})
         return h[:, 3:3 + cond["geometry"].shape[1]]      # after caption, null-graph and scene tokens
 
+    def _embed(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, L) codes (mask = codebook) -> (B, L, W): the sum of the digits' embeddings, or the mask's."""
+        masked = tokens == self.config.codebook
+        digits = code_digits(tokens.masked_fill(masked, 0), self.config.levels)
+        h = sum(table(d) for table, d in zip(self.digit, digits))
+        return torch.where(masked[..., None], self.mask, h)
+
     def _hidden(self, tokens: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
         """The final hidden states (B, 1 + 2 + P + grid**2, W) of [caption, null 3DSG, scene, objects, image]."""
         use_text = cond["use_text"][:, None]
         text = torch.where(use_text, self.from_text(cond["text"]), self.null_text)[:, None]
-        graph, graph_keep = graph_tokens(self.from_graph, self.from_geometry, self.null_graph, cond)
-        image = self.token(tokens) + self.cell
+        graph, graph_keep = graph_tokens(self.from_graph, self.from_geometry, self.null_graph, cond, self.identity)
+        image = self._embed(tokens) + self.cell
         h = torch.cat([text + self.part[0], graph + self.part[1], image + self.part[2]], 1)
         keep = torch.cat([torch.ones_like(use_text), graph_keep, torch.ones_like(tokens, dtype=torch.bool)], 1)
         return self.norm(self.blocks(h, src_key_padding_mask=~keep))
 
     def forward(self, tokens: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
         """tokens: (B, grid**2) int64 (mask = codebook); cond: "text" (B, Dt), "graph" (B, 1 + P, Dg),
-        "graph_valid" (B, 1 + P) bool, "geometry" (B, P, 6), "use_text" / "use_graph" (B,) bool.
-        Returns (B, grid**2, codebook) logits of the clean tokens."""
-        return self.head(self._hidden(tokens, cond)[:, -tokens.shape[1]:])
+        "graph_valid" (B, 1 + P) bool, "geometry" (B, P, 6), "identity" (B, P, 4) int64,
+        "use_text" / "use_graph" (B,) bool (``dgae.graph_features``). Returns (B, grid**2, codebook)
+        log-probabilities of the clean tokens (``code_log_probs``), float32."""
+        return code_log_probs(self.head(self._hidden(tokens, cond)[:, -tokens.shape[1]:]), self.config.levels)
 
 
 def build(config: Config) -> ImageDiffusion:
@@ -140,7 +187,7 @@ def sample(model: ImageDiffusion, cond: dict[str, torch.Tensor], steps: int = DE
 
 class Examples(torch.utils.data.Dataset):
     """Aligned captions as {"tokens": (grid**2,) int64 of their scene's image, "cond": {"text",
-    "graph", "graph_valid", "geometry"}} (``generation_data.caption_examples``)."""
+    "graph", "graph_valid", "geometry", "identity"}} (``generation_data.caption_examples``)."""
 
     def __init__(self, tokens: torch.Tensor, captions: dict):
         self.tokens, self.captions = tokens, captions
@@ -152,7 +199,8 @@ class Examples(torch.utils.data.Dataset):
         c = self.captions
         return {"tokens": self.tokens[c["scene"][i]].long().flatten(),
                 "cond": {"text": c["text"][i].float(), "graph": c["graph"][i].float(),
-                         "graph_valid": c["graph_valid"][i], "geometry": c["geometry"][i].float()}}
+                         "graph_valid": c["graph_valid"][i], "geometry": c["geometry"][i].float(),
+                         "identity": c["identity"][i]}}
 
 
 def load_data(data_dir: str, split: str, limit: int = 0) -> Examples:
