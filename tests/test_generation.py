@@ -11,7 +11,7 @@ from sd3core.diffusion import truncate
 from sd3core.evaluate import (caption_scores, faithfulness, frechet_distance, relation_correctness,
                               scene_graph_f1)
 from sd3core.graph import SceneGraph, SGObject, SGRelation
-from sd3core.models import image_diffusion, text_diffusion
+from sd3core.models import image_diffusion, text_diffusion, vqvae
 from sd3core.models.detector import make_detections
 from sd3core.pipeline import CONDITION_CACHE_SIZE, Engine, set_threads
 from sd3core.world.build import read_split
@@ -30,14 +30,14 @@ def test_image_codes_are_the_vqvaes_fsq_digits_and_their_log_probs_add_up():
     levels = image_diffusion.Config().levels
     codes = torch.arange(image_diffusion.Config().codebook)
     fsq = FSQ(levels)
-    digits = torch.stack(image_diffusion.code_digits(codes, levels)).float()   # (channels, codes)
+    digits = torch.stack(vqvae.index_digits(codes, levels)).float()   # (channels, codes)
     latents = (digits.view(1, len(levels), -1, 1) - fsq.half_width) / fsq.half_width
     assert torch.equal(fsq.to_index(latents)[0, :, 0], codes)
     logits = torch.randn(3, sum(levels))
     joint = image_diffusion.code_log_probs(logits, levels)
     assert joint.shape == (3, len(codes)) and torch.allclose(joint.exp().sum(-1), torch.ones(3))
     per_channel = [p.log_softmax(-1) for p in logits.split(list(levels), -1)]
-    expected = sum(p[:, d] for p, d in zip(per_channel, image_diffusion.code_digits(codes, levels)))
+    expected = sum(p[:, d] for p, d in zip(per_channel, vqvae.index_digits(codes, levels)))
     assert torch.allclose(joint, expected, atol=1e-5)
 
 

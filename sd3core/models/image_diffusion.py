@@ -32,6 +32,7 @@ from torch import nn
 from ..diffusion import sampling_times, sequence_loss, truncate, unmask_step
 from .conditioning import GEOMETRY_FEATURES, graph_tokens, transformer
 from .dgae import Identity
+from .vqvae import index_digits
 
 DROP_BOTH, DROP_TEXT, DROP_GRAPH = 0.1, 0.1, 0.1   # training: share of samples without caption/3DSG/either
 DEFAULT_STEPS = 16          # sampling steps of the studio and the evaluation
@@ -58,19 +59,9 @@ class Config:
         return math.prod(self.levels)
 
 
-def code_digits(codes: torch.Tensor, levels: tuple[int, ...]) -> list[torch.Tensor]:
-    """(...) int64 FSQ code indices -> one (...) tensor of digits per channel (``vqvae.FSQ.to_index``:
-    index = d0 + l0 * (d1 + l1 * (d2 + ...)))."""
-    digits = []
-    for level in levels:
-        digits.append(codes % level)
-        codes = torch.div(codes, level, rounding_mode="floor")
-    return digits
-
-
 def code_log_probs(digit_logits: torch.Tensor, levels: tuple[int, ...]) -> torch.Tensor:
     """(..., sum(levels)) logits of each channel's digit -> (..., prod(levels)) log-probabilities of
-    the codes, digits independent given the network's input, in ``code_digits``' index order."""
+    the codes, digits independent given the network's input, in ``vqvae.index_digits``' index order."""
     parts = [p.float().log_softmax(-1) for p in digit_logits.split(list(levels), -1)]
     joint = parts[-1]
     for part in reversed(parts[:-1]):   # the first channel varies fastest
@@ -113,7 +104,7 @@ class ImageDiffusion(nn.Module):
     def _embed(self, tokens: torch.Tensor) -> torch.Tensor:
         """(B, L) codes (mask = codebook) -> (B, L, W): the sum of the digits' embeddings, or the mask's."""
         masked = tokens == self.config.codebook
-        digits = code_digits(tokens.masked_fill(masked, 0), self.config.levels)
+        digits = index_digits(tokens.masked_fill(masked, 0), self.config.levels)
         h = sum(table(d) for table, d in zip(self.digit, digits))
         return torch.where(masked[..., None], self.mask, h)
 

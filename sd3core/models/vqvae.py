@@ -40,6 +40,16 @@ class ResBlock(nn.Module):
         return x + self.body(x)
 
 
+def index_digits(index: torch.Tensor, levels: tuple[int, ...]) -> list[torch.Tensor]:
+    """(...) int64 code indices -> one (...) tensor of digits per channel, digit i in 0 .. levels[i]-1
+    (index = d0 + l0 * (d1 + l1 * (d2 + ...)), the order ``FSQ.to_index`` writes)."""
+    digits = []
+    for level in levels:
+        digits.append(index % level)
+        index = torch.div(index, level, rounding_mode="floor")
+    return digits
+
+
 class FSQ(nn.Module):
     """Finite scalar quantisation (Mentzer et al. 2023) with a straight-through gradient.
 
@@ -51,13 +61,13 @@ class FSQ(nn.Module):
         super().__init__()
         lv = torch.tensor(levels, dtype=torch.float32).view(1, -1, 1, 1)
         offset = (lv % 2 == 0).float() * 0.5
-        self.register_buffer("levels", lv, persistent=False)
         self.register_buffer("half_range", (lv - 1) / 2, persistent=False)
         self.register_buffer("offset", offset, persistent=False)
         self.register_buffer("shift", torch.atanh(offset / ((lv - 1) / 2)), persistent=False)
         self.register_buffer("half_width", torch.div(lv, 2, rounding_mode="floor"), persistent=False)
         basis = np.cumprod([1] + list(levels[:-1]))
         self.register_buffer("basis", torch.tensor(basis).view(1, -1, 1, 1), persistent=False)
+        self.levels = tuple(levels)
         self.codebook_size = int(np.prod(levels))
 
     def quantise(self, z: torch.Tensor) -> torch.Tensor:
@@ -72,7 +82,7 @@ class FSQ(nn.Module):
 
     def from_index(self, index: torch.Tensor) -> torch.Tensor:
         """(B, h, w) code indices -> (B, D, h, w) quantised latents."""
-        digits = torch.div(index.unsqueeze(1), self.basis, rounding_mode="floor") % self.levels.long()
+        digits = torch.stack(index_digits(index, self.levels), 1)
         return (digits.float() - self.half_width) / self.half_width
 
 
