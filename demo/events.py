@@ -18,7 +18,7 @@ import pandas as pd
 from sd3core.evaluate import faithfulness, relation_correctness
 from sd3core.graph import SceneGraph
 from sd3core.images import read_image
-from sd3core.models.image_diffusion import DEFAULT_GUIDANCE, DEFAULT_STEPS
+from sd3core.models.image_diffusion import DEFAULT_GUIDANCE, DEFAULT_STEPS as IMAGE_STEPS
 from sd3core.pipeline import MAX_IMAGE_PIXELS, MAX_SAMPLES, Engine
 
 from .figures import box_annotations, object_name, scene_figure, token_grid_image
@@ -27,6 +27,7 @@ from .tables import from_tables, to_tables
 
 MAX_SEED = 2**31 - 1
 DEFAULT_SAMPLES = 4  # images or captions per press, as the settings start
+EACH_ARROWS_STEPS = 0  # the steps setting that gives each arrow its own default (lift, image, caption)
 
 
 def _no_progress(*args, **kwargs) -> None:
@@ -63,6 +64,13 @@ def _count(value, name: str) -> int:
     if value is None or not float(value).is_integer():
         raise ValueError(f"{name}: got {value!r}, expected a whole number")
     return int(value)
+
+
+def _steps(value) -> int | None:
+    """The steps slider's value for the engine: None (the arrow's own default) for
+    ``EACH_ARROWS_STEPS``, else the whole number; ValueError for anything else."""
+    steps = _count(value, "steps")
+    return None if steps == EACH_ARROWS_STEPS else steps
 
 
 def _ticks(flags: list[bool]) -> str:
@@ -152,8 +160,8 @@ class StudioEvents:
         objects, relations, state, _ = self.parse(sentence)
         if not state.source.objects:
             raise ValueError("text: no object found in the sentence to draw")
-        state = self._lift(state.source, state, DEFAULT_STEPS, 0, _no_progress)
-        gallery, _, checks, note = self._images(state, DEFAULT_SAMPLES, DEFAULT_STEPS, DEFAULT_GUIDANCE, 0,
+        state = self._lift(state.source, state, EACH_ARROWS_STEPS, 0, _no_progress)
+        gallery, _, checks, note = self._images(state, DEFAULT_SAMPLES, EACH_ARROWS_STEPS, DEFAULT_GUIDANCE, 0,
                                                 False, _no_progress)
         return (objects, relations, scene_figure(state.graph3d), *to_tables(state.graph3d), gallery, checks,
                 _status("example at the default settings", note))
@@ -166,8 +174,8 @@ class StudioEvents:
         boxes, objects, relations, state, _ = self.detect(image_file, _no_progress)
         if not state.source.objects:
             raise ValueError("image: the detector found no objects in it to caption")
-        state = self._lift(state.source, state, DEFAULT_STEPS, 0, _no_progress)
-        captions, note = self._captions(state, DEFAULT_SAMPLES, DEFAULT_STEPS, 0, _no_progress)
+        state = self._lift(state.source, state, EACH_ARROWS_STEPS, 0, _no_progress)
+        captions, note = self._captions(state, DEFAULT_SAMPLES, EACH_ARROWS_STEPS, 0, _no_progress)
         return (boxes, objects, relations, scene_figure(state.graph3d), *to_tables(state.graph3d), captions,
                 _status("example at the default settings", note))
 
@@ -186,7 +194,7 @@ class StudioEvents:
 
     def _lift(self, source: SceneGraph, state: TabState, steps, seed, progress) -> TabState:
         progress(0, desc="Lifting to 3D (graph diffusion)")
-        graph3d = self.engine.lift_to_3d(source, steps=_count(steps, "steps"), seed=_seed(seed))
+        graph3d = self.engine.lift_to_3d(source, steps=_steps(steps), seed=_seed(seed))
         return replace(state, source=source, lifted_from=source, as_lifted=graph3d, graph3d=graph3d)
 
     @shown_as_messages
@@ -219,10 +227,10 @@ class StudioEvents:
         if not graph3d.objects:
             raise ValueError("3DSG object table: no objects; press 'Lift to 3D' first")
         unedited = state.sentence is not None and state.source == state.read and graph3d == state.as_lifted
-        n, steps = _count(n, "samples"), _count(steps, "steps")
+        n, steps = _count(n, "samples"), _steps(steps)
         if not 1 <= n <= MAX_SAMPLES:
             raise ValueError(f"samples: got {n}, expected 1 to {MAX_SAMPLES}")
-        progress((0, steps), desc="Image diffusion", unit="steps")
+        progress((0, steps or IMAGE_STEPS), desc="Image diffusion", unit="steps")
         text = state.sentence if unedited else None
         tokens = self.engine.generate_image_tokens(
             [graph3d] * n, [text] * n, steps=steps, guidance=guidance, seed=_seed(seed),
@@ -267,7 +275,7 @@ class StudioEvents:
             raise ValueError("3DSG object table: no objects; press 'Lift to 3D' first")
         progress(0, desc="Text diffusion")
         captions = self.engine.generate_caption(state.graph3d, state.image, n=_count(n, "samples"),
-                                                steps=_count(steps, "steps"), seed=_seed(seed))
+                                                steps=_steps(steps), seed=_seed(seed))
         stated = [self.engine.parse(c) if c.strip() else SceneGraph("tsg") for c in captions]
         checks = [relation_correctness(tsg, state.graph3d) for tsg in stated]
         return captions_markdown(captions, stated, checks), f"wrote {len(captions)} captions"

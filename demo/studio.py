@@ -15,11 +15,12 @@ from pathlib import Path
 import gradio as gr
 
 from sd3core.graph import SceneGraph
-from sd3core.models.image_diffusion import DEFAULT_GUIDANCE, DEFAULT_STEPS
+from sd3core.models import graph_diffusion, image_diffusion, text_diffusion
+from sd3core.models.image_diffusion import DEFAULT_GUIDANCE
 from sd3core.pipeline import MAX_SAMPLES, Engine
 from sd3core.vocab import PREDICATES, SHAPES
 
-from .events import DEFAULT_SAMPLES, MAX_SEED, StudioEvents, TabState
+from .events import DEFAULT_SAMPLES, EACH_ARROWS_STEPS, MAX_SEED, StudioEvents, TabState
 from .figures import scene_figure
 from .hosting import MODEL_CONCURRENCY_ID, examples_cache, gpu, model_concurrency
 from .inspector import compare_graphs, graphs_of_tab, inspect_graph, load_json_file
@@ -28,6 +29,9 @@ from .tables import empty_tables, set_predicate
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
 MAX_STEPS = 100  # the settings slider's top; the engine takes up to 1000
+STEPS_LABEL = (f"Diffusion steps, every arrow ({EACH_ARROWS_STEPS}: each its own default: lift "
+               f"{graph_diffusion.DEFAULT_STEPS}, image {image_diffusion.DEFAULT_STEPS}, caption "
+               f"{text_diffusion.DEFAULT_STEPS})")
 CHEAP = {"concurrency_limit": None}  # events that run no model: never wait for one another
 
 INTRO = f"""# SD3 Studio
@@ -115,7 +119,7 @@ def _settings() -> tuple[gr.Slider, gr.Slider, gr.Slider, gr.Number, gr.Button, 
     with gr.Accordion("Settings", open=False):
         with gr.Row():
             samples = gr.Slider(1, MAX_SAMPLES, value=DEFAULT_SAMPLES, step=1, label="Samples (images or captions)")
-            steps = gr.Slider(1, MAX_STEPS, value=DEFAULT_STEPS, step=1, label="Diffusion steps (every arrow)")
+            steps = gr.Slider(EACH_ARROWS_STEPS, MAX_STEPS, value=EACH_ARROWS_STEPS, step=1, label=STEPS_LABEL)
             guidance = gr.Slider(0, 20, value=DEFAULT_GUIDANCE, step=0.5, label="Guidance (images; 1: none)")
             with gr.Column():
                 seed = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed")

@@ -1,6 +1,7 @@
 """The studio's event functions, called directly: tables <-> graphs, figures, the inspector, and the
 model arrows over tiny checkpoints (real code, meaningless weights), failure paths included."""
 
+from dataclasses import replace
 from types import SimpleNamespace
 
 import gradio as gr
@@ -247,6 +248,23 @@ def test_nothing_is_drawn_before_a_lift_and_bad_settings_are_named(events):
     objects, relations = to_tables(SceneGraph("tsg", GRAPH3D.objects[:1]))
     with pytest.raises(gr.Error, match="seed: got -1"):
         events.lift("tsg", objects, relations, TabState(), STEPS, -1)
+
+
+def test_steps_setting_zero_gives_each_arrow_its_own_default(events, monkeypatch):
+    asked = []
+    for name in ("lift_to_3d", "generate_image_tokens", "generate_caption"):
+        def spy(*args, _real=getattr(events.engine, name), _name=name, **kwargs):
+            asked.append((_name, kwargs["steps"]))
+            return _real(*args, **kwargs)
+        monkeypatch.setattr(events.engine, name, spy)
+    objects, relations, state, _ = events.parse("a red cube to the left of a blue sphere")
+    _, objects3d, relations3d, state, _ = events.lift("tsg", objects, relations, state, 0, 0)
+    events.generate_images(objects3d, relations3d, state, 1, 0, 3.0, 0)
+    state = replace(state, image=np.zeros((64, 64, 3), np.uint8))
+    events.generate_captions(objects3d, relations3d, state, 1, 0, 0)
+    assert asked == [("lift_to_3d", None), ("generate_image_tokens", None), ("generate_caption", None)]
+    events.generate_captions(objects3d, relations3d, state, 1, 2, 0)
+    assert asked[-1] == ("generate_caption", 2)
 
 
 def test_image_tab_reads_an_image_and_captions_an_edited_vsg(events):
