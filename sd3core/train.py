@@ -34,7 +34,8 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 from tqdm import tqdm
 
-from .checkpoints import CHECKPOINT_DIR, load_checkpoint, record_checkpoint, save_checkpoint, stored_weights
+from .checkpoints import (CHECKPOINT_DIR, load_checkpoint, read_manifest, record_checkpoint, save_checkpoint,
+                          stored_weights)
 from .world.build import SPLIT_SEEDS
 
 STAGES = ("vqvae", "detector", "clip", "dgae", "graph_diffusion", "image_diffusion", "text_diffusion")
@@ -125,6 +126,7 @@ def train(args: TrainArgs, config_overrides: dict | None = None, command: str | 
     log = open(run_dir / "train.log", "a") if rank == 0 else None
 
     base = load_checkpoint(args.init) if args.init else {"config": {}, "state_dict": {}}
+    init_sha256 = read_manifest()[args.init]["sha256"] if args.init else None  # before a rerun replaces it
     overrides = {**base["config"], **(json.loads(args.config) if args.config else {}), **(config_overrides or {})}
     config = module.Config(**overrides)
     model = module.build(config).to(device)
@@ -188,7 +190,8 @@ def train(args: TrainArgs, config_overrides: dict | None = None, command: str | 
                      "n": len(data), "eval_split": args.eval_split, "eval_n": args.eval_limit},
             "seed": args.seed, "steps": step, "batch": args.batch, "processes": world,
             "wall_time_s": round(time.time() - start, 1), "metrics": metrics,
-            "config": asdict(config)}, args.out_dir)
+            "config": asdict(config),
+            **({"init": {"file": args.init, "sha256": init_sha256}} if args.init else {})}, args.out_dir)
         log.write(f"final {metrics}\n")
         log.close()
     if world > 1:

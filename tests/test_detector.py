@@ -95,6 +95,19 @@ def test_heatmap_targets_peak_at_box_centres():
     assert heat[0, 2, 10, 3] == 1.0 and (heat == 1).sum() == 1 and heat[0, 0].max() == 0
 
 
+def test_training_mirrors_half_the_images_with_their_boxes():
+    torch.manual_seed(0)
+    images = torch.zeros(64, 3, 16, 16)
+    images[:, :, 4:8, 2:6] = 1.0                                  # a bright square at x 2..5
+    boxes = torch.tensor([[2 / 16, 4 / 16, 6 / 16, 8 / 16]]).repeat(64, 1)[:, None]
+    mirrored, new_boxes = D.mirror_half(images, boxes)
+    flipped = mirrored[:, 0, 5, 12] == 1.0                        # the square now at x 10..13
+    assert 16 < flipped.sum() < 48 and torch.equal(mirrored[~flipped], images[~flipped])
+    assert torch.equal(mirrored[flipped], images[flipped].flip(-1))
+    assert torch.equal(new_boxes[~flipped], boxes[~flipped])
+    assert torch.allclose(new_boxes[flipped, 0], torch.tensor([10 / 16, 4 / 16, 14 / 16, 8 / 16]))
+
+
 def test_loss_falls_when_overfitting_four_images():
     torch.manual_seed(0)
     model = D.build(TINY)

@@ -175,11 +175,24 @@ def _gather(out: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return flat.gather(2, index[:, None, :].expand(-1, flat.shape[1], -1)).transpose(1, 2)
 
 
+def mirror_half(images: torch.Tensor, boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Training augmentation: a random half of the (B, 3, S, S) images mirrored left to right, with
+    their (B, K, 4) boxes ``[x0, y0, x1, y1]`` in 0-1 mirrored to match (a mirrored world scene is as
+    plausible as the scene; labels, attributes and depths do not change)."""
+    flip = torch.rand(images.shape[0], device=images.device) < 0.5
+    images = torch.where(flip[:, None, None, None], images.flip(-1), images)
+    mirrored = torch.stack([1 - boxes[..., 2], boxes[..., 1], 1 - boxes[..., 0], boxes[..., 3]], -1)
+    return images, torch.where(flip[:, None, None], mirrored, boxes)
+
+
 def loss(model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict]:
-    """Focal heatmap loss + L1 offset + 0.1 L1 size + attribute cross-entropies + L1 log depth."""
-    out = model(batch["image"].float() / 255)
+    """Focal heatmap loss + L1 offset + 0.1 L1 size + attribute cross-entropies + L1 log depth; in
+    training mode on a randomly mirrored half of the batch (``mirror_half``)."""
+    images, boxes, valid = batch["image"].float() / 255, batch["boxes"], batch["valid"]
+    if model.training:
+        images, boxes = mirror_half(images, boxes)
+    out = model(images)
     grid = out["heatmap"].shape[-1]
-    boxes, valid = batch["boxes"], batch["valid"]
     centre = (boxes[..., :2] + boxes[..., 2:]) / 2 * grid
     cell = centre.floor().clamp(0, grid - 1)
     index = (cell[..., 1] * grid + cell[..., 0]).long()
