@@ -126,7 +126,8 @@ def train(args: TrainArgs, config_overrides: dict | None = None, command: str | 
     log = open(run_dir / "train.log", "a") if rank == 0 else None
 
     base = load_checkpoint(args.init) if args.init else {"config": {}, "state_dict": {}}
-    init_sha256 = read_manifest()[args.init]["sha256"] if args.init else None  # before a rerun replaces it
+    # what --init started from (read before this run replaces its manifest entry)
+    init = {k: read_manifest()[args.init][k] for k in ("sha256", "command")} if args.init else {}
     overrides = {**base["config"], **(json.loads(args.config) if args.config else {}), **(config_overrides or {})}
     config = module.Config(**overrides)
     model = module.build(config).to(device)
@@ -191,7 +192,7 @@ def train(args: TrainArgs, config_overrides: dict | None = None, command: str | 
             "seed": args.seed, "steps": step, "batch": args.batch, "processes": world,
             "wall_time_s": round(time.time() - start, 1), "metrics": metrics,
             "config": asdict(config),
-            **({"init": {"file": args.init, "sha256": init_sha256}} if args.init else {})}, args.out_dir)
+            **({"init": {"file": args.init, **init}} if args.init else {})}, args.out_dir)
         log.write(f"final {metrics}\n")
         log.close()
     if world > 1:
