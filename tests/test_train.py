@@ -3,6 +3,7 @@ and ships a checkpoint that loads only when its manifest checksum matches."""
 import json
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 import torch
@@ -23,6 +24,7 @@ def test_single_process_training_ships_a_verified_checkpoint(tiny_world, tmp_pat
     assert set(metrics) == {"psnr_db", "codes_used_fraction"} and metrics["psnr_db"] > 0
     entry = read_manifest(tmp_path / "ckpt")["vqvae.pt"]
     assert entry["command"] == "test command" and entry["steps"] == 2 and entry["metrics"] == metrics
+    assert "init" not in entry  # started from scratch
     state = load_checkpoint("vqvae.pt", tmp_path / "ckpt")
     assert {v.dtype for v in state["state_dict"].values() if v.is_floating_point()} == {torch.float16}
     model = vqvae.build(vqvae.Config(**state["config"]))
@@ -34,6 +36,15 @@ def test_single_process_training_ships_a_verified_checkpoint(tiny_world, tmp_pat
     train(_args(tiny_world, tmp_path, steps=3), command="test command")
     log = (tmp_path / "runs" / "vqvae" / "train.log").read_text().splitlines()
     assert [line.split()[1] for line in log if line.startswith("step")] == ["1", "2", "3"]
+
+
+def test_a_run_from_a_shipped_checkpoint_records_what_it_started_from(tiny_world, tmp_path):
+    args = replace(_args(tiny_world, tmp_path, steps=1), init="vqvae.pt")
+    train(args, command="test command")
+    shipped = read_manifest()["vqvae.pt"]
+    entry = read_manifest(tmp_path / "ckpt")["vqvae.pt"]
+    assert entry["init"] == {"file": "vqvae.pt", "sha256": shipped["sha256"], "command": shipped["command"]}
+    assert entry["config"] == shipped["config"]   # the shipped model's size, not the default Config
 
 
 def test_corrupt_or_missing_checkpoint_names_file_and_command(tiny_world, tmp_path):
