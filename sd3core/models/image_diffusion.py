@@ -24,7 +24,7 @@ truncates each prediction to its most likely tokens (VQ-Diffusion's truncation, 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -32,7 +32,7 @@ from torch import nn
 from ..diffusion import sampling_times, sequence_loss, truncate, unmask_step
 from .conditioning import GEOMETRY_FEATURES, graph_tokens, transformer
 from .dgae import Identity
-from .vqvae import index_digits
+from . import vqvae
 
 DROP_BOTH, DROP_TEXT, DROP_GRAPH = 0.1, 0.1, 0.1   # training: share of samples without caption/3DSG/either
 DEFAULT_STEPS = 16          # sampling steps of the studio and the evaluation
@@ -46,7 +46,7 @@ class Config:
     layers: int = 6
     heads: int = 8
     grid: int = 8                  # tokens per side (the VQ-VAE's)
-    levels: tuple[int, ...] = field(default_factory=lambda: (8, 5, 5, 5))  # the VQ-VAE's FSQ levels
+    levels: tuple[int, ...] = vqvae.Config.levels  # the VQ-VAE's FSQ levels
     text_width: int = 128          # CLIP embedding width
     graph_width: int = 128         # DGAE feature width
 
@@ -104,7 +104,7 @@ class ImageDiffusion(nn.Module):
     def _embed(self, tokens: torch.Tensor) -> torch.Tensor:
         """(B, L) codes (mask = codebook) -> (B, L, W): the sum of the digits' embeddings, or the mask's."""
         masked = tokens == self.config.codebook
-        digits = index_digits(tokens.masked_fill(masked, 0), self.config.levels)
+        digits = vqvae.index_digits(tokens.masked_fill(masked, 0), self.config.levels)
         h = sum(table(d) for table, d in zip(self.digit, digits))
         return torch.where(masked[..., None], self.mask, h)
 
