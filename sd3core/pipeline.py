@@ -25,6 +25,7 @@ MAX_IMAGE_PIXELS = 4096 * 4096  # larger images are refused before any work
 MAX_SAMPLES = 16                 # most samples one call may ask for
 CONDITION_CACHE_SIZE = 16        # condition encodings kept for regenerating from the same inputs
 CAPTION_CANDIDATES = 6           # captions drawn per caption asked for, the best by caption_agreement kept
+CAPTION_ROUNDS = 2               # rounds of candidates at most: one whose best states a relation that fails gets another
 
 
 def pick_device() -> torch.device:
@@ -269,17 +270,20 @@ class Engine:
                 "images": self.generate_image(graph3d, text, n, steps, guidance, seed, on_step)}
 
     def generate_captions(self, graphs3d: list[SceneGraph], images: list[np.ndarray], steps: int | None = None,
-                          seed: int = 0, use_graph: bool = True, candidates: int = CAPTION_CANDIDATES) -> list[str]:
-        """One caption per (3DSG, image) pair, drawn in one batch by the text diffusion from ``seed``.
+                          seed: int = 0, use_graph: bool = True, candidates: int = CAPTION_CANDIDATES,
+                          rounds: int = CAPTION_ROUNDS) -> list[str]:
+        """One caption per (3DSG, image) pair, drawn in batches by the text diffusion from ``seed``.
 
         Generate, then verify: ``candidates`` captions are drawn per pair and the one whose stated
-        relations agree best with its 3DSG is kept (``caption_agreement``; the first on ties).
-        ``use_graph=False`` leaves the 3DSG out (the "image only" ablation; one caption, nothing to
-        verify it against). Every object of a 3DSG needs position and size. Raises ValueError for a
-        bad graph, image or setting.
+        relations agree best with its 3DSG is kept (``caption_agreement``; the first on ties). A pair
+        whose best caption so far states a relation that does not hold there gets ``candidates`` more,
+        for at most ``rounds`` rounds in all. ``use_graph=False`` leaves the 3DSG out (the "image
+        only" ablation; one caption, nothing to verify it against). Every object of a 3DSG needs
+        position and size. Raises ValueError for a bad graph, image or setting.
         """
         from .models.dgae import graph_features
         from .models.text_diffusion import DEFAULT_STEPS, sample
+        from .textparse import parse_texts
         steps = DEFAULT_STEPS if steps is None else steps
         if len(images) != len(graphs3d):
             raise ValueError(f"images: got {len(images)} images for {len(graphs3d)} graphs, expected one each")
@@ -287,6 +291,8 @@ class Engine:
             raise ValueError(f"steps: got {steps}, expected 1 to 1000")
         if not 1 <= candidates <= MAX_SAMPLES:
             raise ValueError(f"candidates: got {candidates}, expected 1 to {MAX_SAMPLES}")
+        if not 1 <= rounds <= 4:
+            raise ValueError(f"rounds: got {rounds}, expected 1 to 4")
         k = candidates if use_graph else 1
         for g in graphs3d:
             _check_3dsg(g)
@@ -295,15 +301,25 @@ class Engine:
         generator = torch.Generator(device=self.device).manual_seed(seed)
         with torch.inference_mode(), self._autocast():
             cond = dict(self._cached(("3dsg", *graphs3d), lambda: graph_features(self.model("dgae"), graphs3d)))
-            cond.update(image=tokens, use_graph=torch.full((len(images),), use_graph, device=self.device))
-            cond = {name: v.repeat_interleave(k, 0) for name, v in cond.items()}
-            repeated = [g for g in graphs3d for _ in range(k)]
-            drawn = sample(self.model("text_diffusion"), cond, repeated, steps, generator)
-        if k == 1:
-            return drawn
-        from .textparse import parse_texts
-        scores = [caption_agreement(tsg, g) for tsg, g in zip(parse_texts(drawn), repeated)]
-        return [drawn[i * k + max(range(k), key=lambda j: scores[i * k + j])] for i in range(len(graphs3d))]
+        cond.update(image=tokens, use_graph=torch.full((len(images),), use_graph, device=self.device))
+        best: list[tuple | None] = [None] * len(graphs3d)   # per pair: (agreement, relations stated, caption)
+        todo = list(range(len(graphs3d)))
+        for _ in range(rounds if k > 1 else 1):
+            pick = torch.tensor(todo, device=self.device).repeat_interleave(k)
+            repeated = [graphs3d[i] for i in todo for _ in range(k)]
+            with torch.inference_mode(), self._autocast():
+                drawn = sample(self.model("text_diffusion"), {name: v[pick] for name, v in cond.items()},
+                               repeated, steps, generator)
+            if k == 1:
+                return drawn
+            for j, (caption, tsg, g) in enumerate(zip(drawn, parse_texts(drawn), repeated)):
+                i, score = todo[j // k], caption_agreement(tsg, g)
+                if best[i] is None or score > best[i][0]:
+                    best[i] = (score, len(tsg.spatial_relations()), caption)
+            todo = [i for i in todo if best[i][0] < best[i][1]]  # a stated relation fails
+            if not todo:
+                break
+        return [caption for _, _, caption in best]
 
     def generate_caption(self, graph3d: SceneGraph, image: np.ndarray | None = None, n: int = 1,
                          steps: int | None = None, seed: int = 0) -> list[str]:

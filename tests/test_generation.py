@@ -273,6 +273,26 @@ def test_the_caption_kept_is_the_one_that_agrees_with_the_3dsg(tiny_checkpoints,
     assert drawn == [6, 1]
 
 
+def test_a_pair_whose_best_caption_fails_gets_another_round(tiny_checkpoints, monkeypatch):
+    """Only the pair whose candidates all state a relation that fails is drawn for again; the rounds
+    stop at ``rounds``."""
+    right = "A red cube is to the left of a blue sphere."
+    wrong = "A red cube is to the right of a blue sphere."
+    rounds = iter([[right, right, wrong, wrong], [right, wrong], [wrong, wrong]])
+    drawn = []
+    monkeypatch.setattr("sd3core.models.text_diffusion.sample",
+                        lambda model, cond, graphs, *a: drawn.append(len(graphs)) or next(rounds))
+    engine = Engine(tiny_checkpoints, device="cpu")
+    image = np.zeros((8, 8, 3), np.uint8)
+    assert engine.generate_captions([_graph3d()] * 2, [image] * 2, candidates=2, rounds=3) == [right, right]
+    assert drawn == [4, 2]
+    drawn.clear()
+    assert engine.generate_captions([_graph3d()], [image], candidates=2, rounds=1) == [wrong]
+    assert drawn == [2]
+    with pytest.raises(ValueError, match="rounds"):
+        engine.generate_captions([_graph3d()], [image], rounds=0)
+
+
 def test_faithfulness_reads_relations_from_detections():
     graph = SceneGraph("tsg", [SGObject(0, "cube", ("red",)), SGObject(1, "sphere"), SGObject(2, "cone")],
                        [SGRelation(0, "to the left of", 1), SGRelation(0, "behind", 1), SGRelation(1, "on", 2),
