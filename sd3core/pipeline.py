@@ -24,8 +24,8 @@ from .images import to_model_images, to_uint8_images
 MAX_IMAGE_PIXELS = 4096 * 4096  # larger images are refused before any work
 MAX_SAMPLES = 16                 # most samples one call may ask for
 CONDITION_CACHE_SIZE = 16        # condition encodings kept for regenerating from the same inputs
-CAPTION_CANDIDATES = 6           # captions drawn per caption asked for, the best by caption_agreement kept
-CAPTION_ROUNDS = 2               # rounds of candidates at most: one whose best states a relation that fails gets another
+CAPTION_CANDIDATES = 8           # captions drawn per caption asked for, the best by caption_agreement kept
+CAPTION_ROUNDS = 2               # rounds of candidates at most (see generate_captions)
 
 
 def pick_device() -> torch.device:
@@ -276,8 +276,9 @@ class Engine:
 
         Generate, then verify: ``candidates`` captions are drawn per pair and the one whose stated
         relations agree best with its 3DSG is kept (``caption_agreement``; the first on ties). A pair
-        whose best caption so far states a relation that does not hold there gets ``candidates`` more,
-        for at most ``rounds`` rounds in all. ``use_graph=False`` leaves the 3DSG out (the "image
+        whose best caption so far does not state at least one relation that holds there and none
+        that fails (and whose 3DSG has two objects or more) gets ``candidates`` more, for at most
+        ``rounds`` rounds in all. ``use_graph=False`` leaves the 3DSG out (the "image
         only" ablation; one caption, nothing to verify it against). Every object of a 3DSG needs
         position and size. Raises ValueError for a bad graph, image or setting.
         """
@@ -316,7 +317,7 @@ class Engine:
                 i, score = todo[j // k], caption_agreement(tsg, g)
                 if best[i] is None or score > best[i][0]:
                     best[i] = (score, len(tsg.spatial_relations()), caption)
-            todo = [i for i in todo if best[i][0] < best[i][1]]  # a stated relation fails
+            todo = [i for i in todo if len(graphs3d[i].objects) > 1 and not 0 < best[i][1] == best[i][0]]
             if not todo:
                 break
         return [caption for _, _, caption in best]

@@ -274,11 +274,12 @@ def test_the_caption_kept_is_the_one_that_agrees_with_the_3dsg(tiny_checkpoints,
 
 
 def test_a_pair_whose_best_caption_fails_gets_another_round(tiny_checkpoints, monkeypatch):
-    """Only the pair whose candidates all state a relation that fails is drawn for again; the rounds
-    stop at ``rounds``."""
+    """Only a pair whose best candidate states a relation that fails, or none that holds, is drawn for
+    again; the rounds stop at ``rounds``."""
     right = "A red cube is to the left of a blue sphere."
     wrong = "A red cube is to the right of a blue sphere."
-    rounds = iter([[right, right, wrong, wrong], [right, wrong], [wrong, wrong]])
+    bare = "A red cube and a blue sphere."
+    rounds = iter([[right, right, wrong, wrong], [right, wrong], [wrong, wrong], [bare, wrong], [right, bare]])
     drawn = []
     monkeypatch.setattr("sd3core.models.text_diffusion.sample",
                         lambda model, cond, graphs, *a: drawn.append(len(graphs)) or next(rounds))
@@ -289,6 +290,8 @@ def test_a_pair_whose_best_caption_fails_gets_another_round(tiny_checkpoints, mo
     drawn.clear()
     assert engine.generate_captions([_graph3d()], [image], candidates=2, rounds=1) == [wrong]
     assert drawn == [2]
+    assert engine.generate_captions([_graph3d()], [image], candidates=2) == [right]  # none stated: again
+    assert drawn == [2, 2, 2]
     with pytest.raises(ValueError, match="rounds"):
         engine.generate_captions([_graph3d()], [image], rounds=0)
 
