@@ -304,21 +304,22 @@ class Engine:
             cond = dict(self._cached(("3dsg", *graphs3d), lambda: graph_features(self.model("dgae"), graphs3d)))
         cond.update(image=tokens, use_graph=torch.full((len(images),), use_graph, device=self.device))
         best: list[tuple | None] = [None] * len(graphs3d)   # per pair: (agreement, relations stated, caption)
-        todo = list(range(len(graphs3d)))
+        pending = list(range(len(graphs3d)))
         for _ in range(rounds if k > 1 else 1):
-            pick = torch.tensor(todo, device=self.device).repeat_interleave(k)
-            repeated = [graphs3d[i] for i in todo for _ in range(k)]
+            pick = torch.tensor(pending, device=self.device).repeat_interleave(k)
+            repeated = [graphs3d[i] for i in pending for _ in range(k)]
             with torch.inference_mode(), self._autocast():
                 drawn = sample(self.model("text_diffusion"), {name: v[pick] for name, v in cond.items()},
                                repeated, steps, generator)
             if k == 1:
                 return drawn
             for j, (caption, tsg, g) in enumerate(zip(drawn, parse_texts(drawn), repeated)):
-                i, score = todo[j // k], caption_agreement(tsg, g)
+                i, score = pending[j // k], caption_agreement(tsg, g)
                 if best[i] is None or score > best[i][0]:
                     best[i] = (score, len(tsg.spatial_relations()), caption)
-            todo = [i for i in todo if len(graphs3d[i].objects) > 1 and not 0 < best[i][1] == best[i][0]]
-            if not todo:
+            # settled: the best states one relation or more and all hold, or there is nothing to relate
+            pending = [i for i in pending if len(graphs3d[i].objects) > 1 and not 0 < best[i][1] == best[i][0]]
+            if not pending:
                 break
         return [caption for _, _, caption in best]
 
