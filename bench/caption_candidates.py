@@ -10,18 +10,16 @@ draw the candidates, parse and verify; median and p95 over ``--repeats`` calls, 
 the first 20 test renders so that extra rounds count; shipped models, this machine).
 """
 import argparse
-import itertools
 import statistics
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for sd3core
 
-from timing import p95, repeat_times  # noqa: E402
+from timing import RENDERS, p95, render_cycle, repeat_times  # noqa: E402
 
 from sd3core.models import text_diffusion  # noqa: E402
 from sd3core.pipeline import CAPTION_CANDIDATES, CAPTION_ROUNDS, Engine  # noqa: E402
-from sd3core.world.build import make_example, scene_seed  # noqa: E402
 
 
 def setting(text: str) -> tuple[int, int, int]:
@@ -42,16 +40,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20, help="timed runs per setting")
     args = parser.parse_args()
     engine = Engine()
-    images = [make_example(scene_seed(args.split, i))["rgb"] for i in range(20)]
     default = (text_diffusion.DEFAULT_STEPS, CAPTION_CANDIDATES, CAPTION_ROUNDS)
     print(f"{args.limit} {args.split} scenes per row (same seeds); latency of image -> one caption over the "
-          f"first 20 {args.split} renders\n")
+          f"first {RENDERS} {args.split} renders\n")
     print("| steps × candidates × rounds | rel. correct | relations / caption | CIDEr | median ms | p95 ms |")
     print("|---|---|---|---|---|---|")
     for steps, candidates, rounds in args.settings:
         si2t = text_diffusion.evaluate(engine.model("text_diffusion"), args.data, args.split, args.limit, steps,
                                        engine=engine, candidates=candidates, rounds=rounds)
-        renders = itertools.cycle(images)
+        renders = render_cycle(args.split)
 
         def caption() -> list[str]:
             image = next(renders)

@@ -1,5 +1,5 @@
-"""What every bench measures with: the sentence the end-to-end benches draw from, wall-clock repeats,
-percentiles, peak memory, markdown rows."""
+"""What every bench measures with: the sentence the end-to-end benches draw from, the renders the
+image benches go through, wall-clock repeats, percentiles, peak memory, markdown rows."""
 from __future__ import annotations
 
 import os
@@ -11,6 +11,16 @@ from contextlib import contextmanager
 import torch
 
 SENTENCE = "A small red cube is to the left of a blue sphere, and a green cone is behind the cube."
+RENDERS = 20   # world renders an image -> caption bench goes through in turn
+
+
+def render_cycle(split: str = "test"):
+    """An endless iterator over the first ``RENDERS`` world renders of ``split``, (H, W, 3) uint8:
+    timing image -> caption over several images counts the ones that need a second round."""
+    import itertools
+
+    from sd3core.world.build import make_example, scene_seed
+    return itertools.cycle([make_example(scene_seed(split, i))["rgb"] for i in range(RENDERS)])
 
 
 def repeat_times(fn, repeats: int) -> list[float]:

@@ -278,9 +278,9 @@ class Engine:
         relations agree best with its 3DSG is kept (``caption_agreement``; the first on ties). A pair
         whose best caption so far does not state at least one relation that holds there and none
         that fails (and whose 3DSG has two objects or more) gets ``candidates`` more, for at most
-        ``rounds`` rounds in all. ``use_graph=False`` leaves the 3DSG out (the "image
-        only" ablation; one caption, nothing to verify it against). Every object of a 3DSG needs
-        position and size. Raises ValueError for a bad graph, image or setting.
+        ``rounds`` rounds in all. ``use_graph=False`` leaves the 3DSG out (the "image only"
+        ablation; one caption, nothing to verify it against). Every object of a 3DSG needs position
+        and size. Raises ValueError for a bad graph, image or setting.
         """
         from .models.dgae import graph_features
         from .models.text_diffusion import DEFAULT_STEPS, sample
