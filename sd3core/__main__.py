@@ -163,7 +163,8 @@ def generation_table(report: dict) -> str:
              "|---|---|---|---|---|---|---|---|---|"]
     for name, image_row, text_row in (("SD3 (full)", "full", "full"),
                                       ("without 3DSG (text only / image only)", "text_only", "image_only"),
-                                      ("real renders / gold captions (ceiling)", "real", "gold")):
+                                      ("real renders / gold captions (ceiling)", "real", "gold"),
+                                      ("real renders through the VQ tokens (image ceiling)", "tokenized", "")):
         lines.append(f"| {name} | " + " | ".join(
             [cell(st2i, f"{image_row}_{k}") for k in ("spatial_acc", "object_recall", "fd_clip", "clip_score")]
             + [cell(si2t, f"{text_row}_{k}") for k in ("bleu4", "cider", "sg_f1", "relation_correct")]) + " |")

@@ -345,3 +345,52 @@ def test_generation_sheet_lays_out_captions_with_images_and_images_with_captions
     sheet = generation_sheet(engine, ["a red cube to the left of a blue sphere"], [render], n=2)
     assert sheet.size == (3 * (192 + 4) + 4, 2 * (192 + 4) + 4)  # 2 rows of a picture/text and 2 outputs
     assert np.asarray(sheet)[4 + 192 // 2, 4 + 192 + 4 + 10].tolist() != [255, 255, 255]  # an image, not text
+
+
+def test_projected_boxes_fall_where_the_world_camera_saw_the_objects(tiny_checkpoints, tiny_world):
+    """The layout map's camera, with its pitch read off the 3DSG, against the boxes of the renders."""
+    from sd3core.models.conditioning import project_boxes
+    from sd3core.models.dgae import graph_features
+    engine = Engine(tiny_checkpoints, device="cpu")
+    records = [example["record"] for example in read_split(tiny_world, "train")]
+    graphs = [SceneGraph.from_dict(r["graph3d"]) for r in records if r["graph3d"]["objects"]]
+    cond = graph_features(engine.model("dgae"), graphs)
+    boxes, _ = project_boxes(cond["geometry"], cond["graph_valid"][:, 1:], 40.0, 0.4, 6.75)
+    errors = torch.cat([((box[:2] + box[2:]) / 2 - (torch.tensor(o.box[:2]) + torch.tensor(o.box[2:])) / 2).abs()
+                        for graph, projected in zip(graphs, boxes) for o, box in zip(graph.objects, projected)])
+    assert errors.mean() < 0.05 and errors.max() < 0.16, errors   # of the image's width / height
+
+
+def test_the_layout_map_puts_each_object_in_its_cells_and_hides_what_is_behind():
+    from sd3core.models.conditioning import cell_layout
+    boxes = torch.tensor([[[0.0, 0.0, 0.5, 0.375], [0.25, 0.25, 1.0, 1.0], [0.0, 0.0, 1.0, 1.0]]])
+    depth = torch.tensor([[5.0, 6.0, 4.0]])
+    valid = torch.tensor([[True, True, False]])       # the third is padding
+    weights = cell_layout(boxes, depth, valid, 4).view(4, 4, 3)
+    assert weights[0, 0].tolist() == [1.0, 0.0, 0.0]  # top left: only the first
+    assert weights[3, 3].tolist() == [0.0, 1.0, 0.0]  # bottom right: only the second
+    assert weights[0, 1].tolist() == [1.0, 0.0, 0.0]  # the first alone
+    assert weights[1, 1].tolist() == pytest.approx([0.5, 0.5, 0.0])  # the first covers half, hiding half the second
+    assert weights[..., 2].sum() == 0
+
+
+def test_the_image_model_reads_where_the_3dsg_puts_each_object(tiny_checkpoints):
+    """With the objects' own geometry features silenced, moving an object still changes the
+    prediction, through the layout map alone."""
+    from sd3core.models.dgae import graph_features
+    engine = Engine(tiny_checkpoints, device="cpu")
+    model = engine.model("image_diffusion")
+    torch.nn.init.zeros_(model.from_geometry.weight), torch.nn.init.zeros_(model.from_geometry.bias)
+    cond = graph_features(engine.model("dgae"), [_graph3d()])
+    moved = cond["geometry"].clone()
+    moved[0, 0, 0] += 0.2                              # the first object 1 m to the right
+    masked = torch.full((1, model.config.grid ** 2), model.config.codebook)
+    text = torch.zeros(1, model.config.text_width)
+
+    def logits(geometry):
+        return model(masked, {**cond, "geometry": geometry, "text": text, "use_text": torch.tensor([False]),
+                              "use_graph": torch.tensor([True])})
+    torch.nn.init.normal_(model.from_layout.weight)   # tiny training leaves it near 0
+    assert not torch.allclose(logits(cond["geometry"]), logits(moved))
+    torch.nn.init.zeros_(model.from_layout.weight)
+    assert torch.allclose(logits(cond["geometry"]), logits(moved))

@@ -5,10 +5,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .dgae import IDENTITY_FIELDS
+from .dgae import GEOMETRY_RANGES, IDENTITY_FIELDS
 from .graph_transformer import box_features
 
 GEOMETRY_FEATURES = box_features(torch.zeros(6)).numel()   # sin/cos features of position + size
+# ``project_boxes``' two estimates of how far ahead the camera looks, their spreads (metres): from a
+# typical camera distance, and from the depth of each object (the world puts them within 2 m of it)
+DISTANCE_SPREAD, OBJECT_SPREAD = 0.45, 1.0
 
 
 def transformer(width: int, heads: int, layers: int) -> nn.TransformerEncoder:
@@ -63,3 +66,57 @@ def graph_tokens(from_graph: nn.Linear, from_geometry: nn.Linear, null_graph: to
     h = torch.cat([null_graph.expand(h.shape[0], 1, -1), h], 1)
     use = cond["use_graph"][:, None]
     return h, torch.cat([torch.ones_like(use), valid & use], 1)
+
+
+def project_boxes(geometry: torch.Tensor, valid: torch.Tensor, fov_deg: float, look_height: float,
+                  distance: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where a camera sees a 3DSG's objects: each object's 3D box (position and size, gravity-aligned
+    camera frame) through a pinhole camera of vertical field of view ``fov_deg`` whose pitch is read
+    off the 3DSG itself. The camera is as high above the ground as the lowest object bottom is below
+    it, and looks at a point ``look_height`` metres above the ground, at a horizontal distance
+    estimated twice and averaged by precision: from the camera height and a typical ``distance`` to
+    that point (metres; ``DISTANCE_SPREAD``), and as the objects' mean depth (``OBJECT_SPREAD`` each).
+
+    geometry: (B, P, 6) as ``dgae.graph_features`` gives it; valid: (B, P) bool. Returns boxes
+    (B, P, 4) as x0, y0, x1, y1 in image coordinates (0-1, y down, not clipped) and the depth of each
+    box centre along the viewing direction (B, P), metres. Padding objects give finite junk.
+    """
+    low, span = torch.tensor(GEOMETRY_RANGES, device=geometry.device, dtype=geometry.dtype).T
+    values = geometry * span + low
+    position, size = values[..., :3], values[..., 3:]
+    height = -torch.where(valid, position[..., 1] - size[..., 1] / 2, torch.inf).amin(1).clamp(max=-0.5)
+    count = valid.sum(1)
+    mean_depth = torch.where(valid, position[..., 2], 0).sum(1) / count.clamp(min=1)
+    from_distance = (distance ** 2 - height ** 2).clamp(min=1.0).sqrt()
+    w_distance, w_objects = 1 / DISTANCE_SPREAD ** 2, count / OBJECT_SPREAD ** 2
+    ahead = (from_distance * w_distance + mean_depth * w_objects) / (w_distance + w_objects)
+    pitch = torch.atan2(height - look_height, ahead)[:, None, None]                      # (B, 1, 1)
+    signs = torch.tensor([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)],
+                         device=geometry.device, dtype=geometry.dtype)                     # (8, 3)
+    corners = position[..., None, :] + signs * size[..., None, :] / 2                        # (B, P, 8, 3)
+    x, y, z = corners.unbind(-1)
+    up = y * pitch.cos() + z * pitch.sin()
+    forward = (z * pitch.cos() - y * pitch.sin()).clamp(min=0.1)
+    focal = 0.5 / torch.tan(torch.deg2rad(torch.tensor(fov_deg / 2)))
+    u, v = 0.5 + focal * x / forward, 0.5 - focal * up / forward
+    boxes = torch.stack([u.amin(-1), v.amin(-1), u.amax(-1), v.amax(-1)], -1)
+    c = position
+    depth = c[..., 2] * pitch[..., 0].cos() - c[..., 1] * pitch[..., 0].sin()
+    return boxes, depth
+
+
+def cell_layout(boxes: torch.Tensor, depth: torch.Tensor, valid: torch.Tensor, grid: int) -> torch.Tensor:
+    """How much of each cell of a (grid x grid) image each object shows in: the share of the cell its
+    box covers, times the share the boxes nearer the camera leave uncovered.
+
+    boxes (B, P, 4) in 0-1 (``project_boxes``), depth (B, P) metres, valid (B, P) bool -> (B, grid**2, P)
+    weights in [0, 1], cells row by row, zero for padding.
+    """
+    edges = torch.arange(grid + 1, device=boxes.device, dtype=boxes.dtype) / grid
+    def overlap(lo, hi):   # (B, P) -> (B, P, grid): share of each cell's span inside [lo, hi]
+        return ((torch.minimum(hi[..., None], edges[1:]) - torch.maximum(lo[..., None], edges[:-1])) * grid).clamp(0, 1)
+    cover = overlap(boxes[..., 1], boxes[..., 3])[..., :, None] * overlap(boxes[..., 0], boxes[..., 2])[..., None, :]
+    cover = cover.flatten(2) * valid[..., None]                                             # (B, P, cells)
+    nearer = (depth[:, None, :] < depth[:, :, None]) & valid[:, None, :]                     # [b, o, o'] o' nearer
+    hidden = torch.einsum("bop,bpc->boc", nearer.to(cover.dtype), torch.log1p(-cover.clamp(max=0.99)))
+    return (cover * hidden.exp()).transpose(1, 2)

@@ -8,7 +8,10 @@ the mask-only transition). The network sees, in one sequence, as in-context cond
 - the 3DSG: ``conditioning.graph_tokens`` (the DGAE features, a scene token and one token per object,
   each object token plus sinusoidal features of its position and size, so that where the 3DSG puts
   an object is easy to read, and its label and attribute words, so that what it is is easy to read);
-- the image tokens, each with a learned embedding of its grid cell.
+- the image tokens, each with a learned embedding of its grid cell and, with the 3DSG, the object
+  tokens of the objects a camera would see in that cell (``conditioning.project_boxes``, weighted by
+  ``conditioning.cell_layout``): a layout map, so the cell that should show the red cube is told so
+  and does not have to work out the projection by attention.
 
 A VQ-VAE code is an FSQ code: one digit per latent channel (``vqvae.FSQ``, levels 8, 5, 5, 5). The
 network embeds a code as the sum of its digits' embeddings and predicts each digit (one small
@@ -30,7 +33,7 @@ import torch
 from torch import nn
 
 from ..diffusion import sampling_times, sequence_loss, truncate, unmask_step
-from .conditioning import GEOMETRY_FEATURES, graph_tokens, transformer
+from .conditioning import GEOMETRY_FEATURES, cell_layout, graph_tokens, project_boxes, transformer
 from .dgae import Identity
 from . import vqvae
 
@@ -49,6 +52,9 @@ class Config:
     levels: tuple[int, ...] = vqvae.Config.levels  # the VQ-VAE's FSQ levels
     text_width: int = 128          # CLIP embedding width
     graph_width: int = 128         # DGAE feature width
+    fov_deg: float = 40.0          # the training renders' camera: vertical field of view (degrees)
+    look_height: float = 0.4       # how high above the ground it looks (metres; ``project_boxes``)
+    camera_distance: float = 6.75  # and from how far, typically (metres)
 
     def __post_init__(self):  # a checkpoint's config comes back with a list
         self.levels = tuple(self.levels)
@@ -85,6 +91,8 @@ class ImageDiffusion(nn.Module):
         self.identity = Identity(w)  # each object's label and attribute words, for the image to show
         self.null_text, self.null_graph = nn.Parameter(torch.zeros(w)), nn.Parameter(torch.zeros(w))
         self.part = nn.Parameter(torch.randn(3, w) * 0.02)                 # caption, 3DSG, image
+        self.from_layout = nn.Linear(w, w)     # the layout map into the image tokens, zero at the start
+        nn.init.zeros_(self.from_layout.weight), nn.init.zeros_(self.from_layout.bias)
         self.blocks = transformer(w, config.heads, config.layers)
         self.norm = nn.LayerNorm(w)
         self.head = nn.Linear(w, sum(config.levels))                        # the digits of each code
@@ -108,12 +116,21 @@ class ImageDiffusion(nn.Module):
         h = sum(table(d) for table, d in zip(self.digit, digits))
         return torch.where(masked[..., None], self.mask, h)
 
+    def _layout(self, objects: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B, P, W) object tokens -> (B, grid**2, W): per cell, the tokens of the objects seen there,
+        weighted by ``cell_layout``; zero where the 3DSG is not used."""
+        valid = cond["graph_valid"][:, 1:] & cond["use_graph"][:, None]
+        geometry = cond["geometry"].float()
+        boxes, depth = project_boxes(geometry, valid, self.config.fov_deg, self.config.look_height,
+                                    self.config.camera_distance)
+        return cell_layout(boxes, depth, valid, self.config.grid).to(objects.dtype) @ objects
+
     def _hidden(self, tokens: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
         """The final hidden states (B, 1 + 2 + P + grid**2, W) of [caption, null 3DSG, scene, objects, image]."""
         use_text = cond["use_text"][:, None]
         text = torch.where(use_text, self.from_text(cond["text"]), self.null_text)[:, None]
         graph, graph_keep = graph_tokens(self.from_graph, self.from_geometry, self.null_graph, cond, self.identity)
-        image = self._embed(tokens) + self.cell
+        image = self._embed(tokens) + self.cell + self.from_layout(self._layout(graph[:, 2:], cond))
         h = torch.cat([text + self.part[0], graph + self.part[1], image + self.part[2]], 1)
         keep = torch.cat([torch.ones_like(use_text), graph_keep, torch.ones_like(tokens, dtype=torch.bool)], 1)
         return self.norm(self.blocks(h, src_key_padding_mask=~keep))
@@ -209,9 +226,10 @@ def evaluate(model: ImageDiffusion, data_dir: str, split: str, limit: int, steps
     lifted to a 3DSG (``engine``'s graph diffusion; default: a new Engine's, the shipped one), an
     image is drawn from caption + 3DSG (and from the caption alone, the "without 3DSG" row), and the
     detector reads each image (``evaluate.faithfulness``). The real render is read the same way (the
-    ceiling).
+    ceiling), and so is the real render through the VQ-VAE's tokens and back (the ceiling of any
+    image diffusion over those tokens).
 
-    Returns per row (``full``, ``text_only``, ``real``): ``spatial_acc`` (stated relations that
+    Returns per row (``full``, ``text_only``, ``real``, ``tokenized``): ``spatial_acc`` (stated relations that
     hold), ``object_recall`` (named objects found with their stated words), ``clip_score`` (with the
     caption), and ``fd_clip`` (Fréchet distance of CLIP image features to the real renders').
     """
@@ -233,7 +251,8 @@ def evaluate(model: ImageDiffusion, data_dir: str, split: str, limit: int, steps
     graphs = []
     for i in range(0, len(tsgs), 256):
         graphs += lift(engine.model("graph_diffusion"), tsgs[i:i + 256], 16, generator)
-    rows = {"real": real, "full": [], "text_only": []}
+    tokenized = [im for i in range(0, len(real), 100) for im in engine.detokenize(engine.tokenize(real[i:i + 100]))]
+    rows = {"real": real, "tokenized": tokenized, "full": [], "text_only": []}
     for i in range(0, len(texts), batch):
         for row, use_graph in (("full", True), ("text_only", False)):
             rows[row] += engine.generate_images(graphs[i:i + batch], texts[i:i + batch], steps, guidance,
