@@ -100,8 +100,7 @@ def project_boxes(geometry: torch.Tensor, valid: torch.Tensor, fov_deg: float, l
     focal = 0.5 / torch.tan(torch.deg2rad(torch.tensor(fov_deg / 2)))
     u, v = 0.5 + focal * x / forward, 0.5 - focal * up / forward
     boxes = torch.stack([u.amin(-1), v.amin(-1), u.amax(-1), v.amax(-1)], -1)
-    c = position
-    depth = c[..., 2] * pitch[..., 0].cos() - c[..., 1] * pitch[..., 0].sin()
+    depth = position[..., 2] * pitch[..., 0].cos() - position[..., 1] * pitch[..., 0].sin()
     return boxes, depth
 
 
