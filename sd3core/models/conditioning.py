@@ -2,6 +2,8 @@
 run over [condition tokens, noisy tokens] (in-context conditioning, one sequence)."""
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -97,7 +99,7 @@ def project_boxes(geometry: torch.Tensor, valid: torch.Tensor, fov_deg: float, l
     x, y, z = corners.unbind(-1)
     up = y * pitch.cos() + z * pitch.sin()
     forward = (z * pitch.cos() - y * pitch.sin()).clamp(min=0.1)
-    focal = 0.5 / torch.tan(torch.deg2rad(torch.tensor(fov_deg / 2)))
+    focal = 0.5 / math.tan(math.radians(fov_deg) / 2)
     u, v = 0.5 + focal * x / forward, 0.5 - focal * up / forward
     boxes = torch.stack([u.amin(-1), v.amin(-1), u.amax(-1), v.amax(-1)], -1)
     depth = position[..., 2] * pitch[..., 0].cos() - position[..., 1] * pitch[..., 0].sin()
