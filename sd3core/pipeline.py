@@ -275,7 +275,8 @@ class Engine:
         """One caption per (3DSG, image) pair, drawn in batches by the text diffusion from ``seed``.
 
         Generate, then verify: ``candidates`` captions are drawn per pair and the one whose stated
-        relations agree best with its 3DSG is kept (``caption_agreement``; the first on ties). A pair
+        relations agree best with its 3DSG is kept (``caption_agreement``; on ties the one the text
+        diffusion found most likely as it drew it, so a fluent caption beats a garbled one). A pair
         whose best caption so far does not state at least one relation that holds there and none
         that fails (and whose 3DSG has two objects or more) gets ``candidates`` more, for at most
         ``rounds`` rounds in all. ``use_graph=False`` leaves the 3DSG out (the "image only"
@@ -303,25 +304,25 @@ class Engine:
         with torch.inference_mode(), self._autocast():
             cond = dict(self._cached(("3dsg", *graphs3d), lambda: graph_features(self.model("dgae"), graphs3d)))
         cond.update(image=tokens, use_graph=torch.full((len(images),), use_graph, device=self.device))
-        best: list[tuple | None] = [None] * len(graphs3d)   # per pair: (agreement, relations stated, caption)
+        best: list[tuple | None] = [None] * len(graphs3d)   # per pair: (agreement, log-prob, relations stated, caption)
         pending = list(range(len(graphs3d)))
         for _ in range(rounds if k > 1 else 1):
             pick = torch.tensor(pending, device=self.device).repeat_interleave(k)
             repeated = [graphs3d[i] for i in pending for _ in range(k)]
             with torch.inference_mode(), self._autocast():
-                drawn = sample(self.model("text_diffusion"), {name: v[pick] for name, v in cond.items()},
-                               repeated, steps, generator)
+                drawn, log_probs = sample(self.model("text_diffusion"), {name: v[pick] for name, v in cond.items()},
+                                          repeated, steps, generator)
             if k == 1:
                 return drawn
             for j, (caption, tsg, g) in enumerate(zip(drawn, parse_texts(drawn), repeated)):
-                i, score = pending[j // k], caption_agreement(tsg, g)
-                if best[i] is None or score > best[i][0]:
-                    best[i] = (score, len(tsg.spatial_relations()), caption)
+                i, rank = pending[j // k], (caption_agreement(tsg, g), float(log_probs[j]))
+                if best[i] is None or rank > best[i][:2]:
+                    best[i] = (*rank, len(tsg.spatial_relations()), caption)
             # settled: the best states one relation or more and all hold, or there is nothing to relate
-            pending = [i for i in pending if len(graphs3d[i].objects) > 1 and not 0 < best[i][1] == best[i][0]]
+            pending = [i for i in pending if len(graphs3d[i].objects) > 1 and not 0 < best[i][2] == best[i][0]]
             if not pending:
                 break
-        return [caption for _, _, caption in best]
+        return [caption for *_, caption in best]
 
     def generate_caption(self, graph3d: SceneGraph, image: np.ndarray | None = None, n: int = 1,
                          steps: int | None = None, seed: int = 0) -> list[str]:

@@ -254,6 +254,39 @@ def test_engine_refuses_bad_generation_requests(tiny_checkpoints):
         engine.generate_captions([_graph3d()], [np.zeros((8, 8, 3), np.uint8)], candidates=0)
 
 
+def _scored(captions: list[str], log_probs: list[float] | None = None) -> tuple[list[str], torch.Tensor]:
+    """What ``text_diffusion.sample`` returns: captions and their log-probabilities (equal unless given)."""
+    return captions, torch.tensor(log_probs or [-10.0] * len(captions))
+
+
+def test_the_caption_sampler_scores_each_caption_by_its_drawn_words(tiny_checkpoints):
+    from sd3core.models.dgae import graph_features
+    engine = Engine(tiny_checkpoints, device="cpu")
+    model = engine.model("text_diffusion")
+    graphs = [_graph3d()] * 3
+    cond = {**graph_features(engine.model("dgae"), graphs), "use_graph": torch.tensor([True] * 3),
+            "image": torch.zeros(3, model.config.grid ** 2, dtype=torch.long)}
+    captions, log_probs = text_diffusion.sample(model, cond, graphs, 4, torch.Generator().manual_seed(0))
+    assert len(captions) == 3 and log_probs.shape == (3,)
+    assert log_probs.isfinite().all() and (log_probs <= 0).all()
+    assert not torch.equal(log_probs, torch.zeros(3))
+
+
+def test_on_equal_agreement_the_caption_the_model_found_likelier_is_kept(tiny_checkpoints, monkeypatch):
+    """Verification scores relations, not grammar: between captions that agree with the 3DSG
+    equally, the one drawn with the higher log-probability wins, wherever it comes."""
+    garbled = "A red cube is is a blue sphere."
+    fluent = "A red cube and a blue sphere."
+    monkeypatch.setattr("sd3core.models.text_diffusion.sample",
+                        lambda model, cond, graphs, *a: _scored([garbled, fluent, garbled], [-9.0, -4.0, -2.0]))
+    engine = Engine(tiny_checkpoints, device="cpu")
+    image = np.zeros((8, 8, 3), np.uint8)
+    assert engine.generate_captions([_graph3d()], [image], candidates=3, rounds=1) == [garbled]
+    monkeypatch.setattr("sd3core.models.text_diffusion.sample",
+                        lambda model, cond, graphs, *a: _scored([garbled, fluent], [-9.0, -4.0]))
+    assert engine.generate_captions([_graph3d()], [image], candidates=2, rounds=1) == [fluent]
+
+
 def test_the_caption_kept_is_the_one_that_agrees_with_the_3dsg(tiny_checkpoints, monkeypatch):
     """Generate, then verify: of the captions drawn, the one whose relations hold in the 3DSG."""
     from sd3core.pipeline import caption_agreement
@@ -265,7 +298,7 @@ def test_the_caption_kept_is_the_one_that_agrees_with_the_3dsg(tiny_checkpoints,
     assert caption_agreement(parse_text("A red cube."), _graph3d()) == 0
     drawn = []
     monkeypatch.setattr("sd3core.models.text_diffusion.sample",
-                        lambda model, cond, graphs, *a: drawn.append(len(graphs)) or ([wrong, right, wrong] * 2)[:len(graphs)])
+                        lambda model, cond, graphs, *a: drawn.append(len(graphs)) or _scored(([wrong, right, wrong] * 2)[:len(graphs)]))
     engine = Engine(tiny_checkpoints, device="cpu")
     image = np.zeros((8, 8, 3), np.uint8)
     assert engine.generate_captions([_graph3d()] * 2, [image] * 2, candidates=3) == [right, right]
@@ -282,7 +315,7 @@ def test_a_pair_whose_best_caption_fails_gets_another_round(tiny_checkpoints, mo
     rounds = iter([[right, right, wrong, wrong], [right, wrong], [wrong, wrong], [bare, wrong], [right, bare]])
     drawn = []
     monkeypatch.setattr("sd3core.models.text_diffusion.sample",
-                        lambda model, cond, graphs, *a: drawn.append(len(graphs)) or next(rounds))
+                        lambda model, cond, graphs, *a: drawn.append(len(graphs)) or _scored(next(rounds)))
     engine = Engine(tiny_checkpoints, device="cpu")
     image = np.zeros((8, 8, 3), np.uint8)
     assert engine.generate_captions([_graph3d()] * 2, [image] * 2, candidates=2, rounds=3) == [right, right]
