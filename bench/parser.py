@@ -18,8 +18,8 @@ Metrics, the same code for both parsers:
   ``spatial_relations()``. The peer: each relation's phrase mapped with ``textparse.to_predicate``
   (the same phrase -> predicate mapping ours uses; unmapped phrases do not count).
 - Labels and gold phrases are compared as sets of *content lemmas*: the lower-case spaCy lemmas of
-  the words that are not stop words or punctuation (a phrase of stop words alone, "can", "top",
-  keeps its last word), each phrase read as a noun phrase (lemmatized
+  the words that are not stop words or punctuation, and of the last word (the head) always, stop
+  word or not ("garbage can" -> {garbage, can}, "top" -> {top}), each phrase read as a noun phrase (lemmatized
   after "the ", so gold "leaves" -> {leaf}, not the verb's {leave}); gold "person walking" ->
   {person, walking}; our label "traffic light" -> {traffic, light}; the peer's label is its
   ``lemma_head``, compounds included.
@@ -97,7 +97,7 @@ def content_lemmas(phrases: list[str]) -> list[frozenset]:
     out = []
     for doc in docs:
         words = [t for t in doc[1:] if not (t.is_punct or t.is_space)]
-        content = [t for t in words if not t.is_stop] or words[-1:]
+        content = [t for t in words if not t.is_stop] + words[-1:]
         out.append(frozenset(t.lemma_.lower() for t in content))
     return out
 

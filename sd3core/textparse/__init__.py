@@ -98,9 +98,14 @@ def _in_dictionary(word: str, noun: bool) -> bool:
 
 
 def _noun_lemma(tok) -> str:
-    """The lemma ``tok`` has as a noun (for words ``repair`` re-tags: "leaves" -> "leaf")."""
+    """The lemma ``tok`` has as a noun (for words ``repair`` re-tags: "leaves" -> "leaf"); the word
+    itself where that is a dictionary noun and the rules' lemma is none ("bus", "cross", not "bu",
+    "cros")."""
     tok.set_morph(None)
-    return load_nlp().get_pipe("lemmatizer").rule_lemmatize(tok)[0].lower()
+    lemma = load_nlp().get_pipe("lemmatizer").rule_lemmatize(tok)[0].lower()
+    if not _in_dictionary(lemma, noun=True) and _in_dictionary(tok.lower_, noun=True):
+        return tok.lower_
+    return lemma
 
 
 def graph_from_doc(doc) -> SceneGraph:
