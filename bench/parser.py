@@ -44,16 +44,16 @@ World check: captions of val-split world scenes (``world.describe``), gold TSG t
 (canonical subject label, predicate, canonical object label), ``vocab.canonical_word`` on both sides,
 counted with multiplicity; recall should be >= 0.98.
 
-Last run (2-core dev machine, sharing the cores with a training job; captions/s vary by about 2x
-from run to run, compare the two parsers within one run):
+Last run (2-core dev machine, nothing else running; captions/s vary by about 2x from run to run
+on these shared machines, compare the two parsers within one run):
 
     | data      | parser     | recall | precision | pair precision | captions/s |
     |-----------|------------|--------|-----------|----------------|------------|
-    | VSDv1_val | ours       | 0.775  | 0.805     | 0.965          | 334        |
-    | VSDv1_val | sng_parser | 0.504  | 0.744     | 0.959          | 92         |
-    | VSDv2_val | ours       | 0.392  | 0.356     | 0.644          | 303        |
-    | VSDv2_val | sng_parser | 0.102  | 0.209     | 0.741          | 69         |
-    recall ceiling (gold triples with both ends named in the caption): VSDv1_val 0.856, VSDv2_val 0.655
+    | VSDv1_val | ours       | 0.777  | 0.806     | 0.965          | 715        |
+    | VSDv1_val | sng_parser | 0.504  | 0.745     | 0.959          | 123        |
+    | VSDv2_val | ours       | 0.393  | 0.356     | 0.644          | 488        |
+    | VSDv2_val | sng_parser | 0.102  | 0.209     | 0.741          | 110        |
+    recall ceiling (gold triples with both ends named in the caption): VSDv1_val 0.856, VSDv2_val 0.656
     world val captions: 1000, gold triples 1477: recall 0.992, precision 0.983
 
 The recall ceiling bounds any parser that labels objects with the caption's words: a caption
