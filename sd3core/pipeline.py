@@ -276,7 +276,7 @@ class Engine:
 
         Generate, then verify: ``candidates`` captions are drawn per pair and the one whose stated
         relations agree best with its 3DSG is kept (``caption_agreement``; on ties the one the text
-        diffusion found most likely as it drew it, so a fluent caption beats a garbled one). A pair
+        diffusion found likeliest as it drew it, ``text_diffusion.sample``'s log-probability). A pair
         whose best caption so far does not state at least one relation that holds there and none
         that fails (and whose 3DSG has two objects or more) gets ``candidates`` more, for at most
         ``rounds`` rounds in all. ``use_graph=False`` leaves the 3DSG out (the "image only"
