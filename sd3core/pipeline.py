@@ -24,8 +24,7 @@ from .images import to_model_images, to_uint8_images
 MAX_IMAGE_PIXELS = 4096 * 4096  # larger images are refused before any work
 MAX_SAMPLES = 16                 # most samples one call may ask for
 CONDITION_CACHE_SIZE = 16        # condition encodings kept for regenerating from the same inputs
-CAPTION_CANDIDATES = 8           # captions drawn per caption asked for, the best by caption_agreement kept
-CAPTION_ROUNDS = 2               # rounds of candidates at most (see generate_captions)
+CAPTION_CANDIDATES = (8, 8)      # captions drawn per caption asked for in each round (see generate_captions)
 
 
 def pick_device() -> torch.device:
@@ -270,16 +269,16 @@ class Engine:
                 "images": self.generate_image(graph3d, text, n, steps, guidance, seed, on_step)}
 
     def generate_captions(self, graphs3d: list[SceneGraph], images: list[np.ndarray], steps: int | None = None,
-                          seed: int = 0, use_graph: bool = True, candidates: int = CAPTION_CANDIDATES,
-                          rounds: int = CAPTION_ROUNDS) -> list[str]:
+                          seed: int = 0, use_graph: bool = True,
+                          candidates: tuple[int, ...] = CAPTION_CANDIDATES) -> list[str]:
         """One caption per (3DSG, image) pair, drawn in batches by the text diffusion from ``seed``.
 
-        Generate, then verify: ``candidates`` captions are drawn per pair and the one whose stated
+        Generate, then verify: ``candidates[0]`` captions are drawn per pair and the one whose stated
         relations agree best with its 3DSG is kept (``caption_agreement``; on ties the one the text
         diffusion found likeliest as it drew it, ``text_diffusion.sample``'s log-probability). A pair
         whose best caption so far does not state at least one relation that holds there and none
-        that fails (and whose 3DSG has two objects or more) gets ``candidates`` more, for at most
-        ``rounds`` rounds in all. ``use_graph=False`` leaves the 3DSG out (the "image only"
+        that fails (and whose 3DSG has two objects or more) gets ``candidates[1]`` more, and so on:
+        one round per entry, at most 4. ``use_graph=False`` leaves the 3DSG out (the "image only"
         ablation; one caption, nothing to verify it against). Every object of a 3DSG needs position
         and size. Raises ValueError for a bad graph, image or setting.
         """
@@ -291,11 +290,9 @@ class Engine:
             raise ValueError(f"images: got {len(images)} images for {len(graphs3d)} graphs, expected one each")
         if not 1 <= steps <= 1000:
             raise ValueError(f"steps: got {steps}, expected 1 to 1000")
-        if not 1 <= candidates <= MAX_SAMPLES:
-            raise ValueError(f"candidates: got {candidates}, expected 1 to {MAX_SAMPLES}")
-        if not 1 <= rounds <= 4:
-            raise ValueError(f"rounds: got {rounds}, expected 1 to 4")
-        k = candidates if use_graph else 1
+        if (not isinstance(candidates, (tuple, list)) or not 1 <= len(candidates) <= 4
+                or not all(isinstance(k, int) and 1 <= k <= MAX_SAMPLES for k in candidates)):
+            raise ValueError(f"candidates: got {candidates}, expected 1 to 4 rounds of 1 to {MAX_SAMPLES} captions")
         for g in graphs3d:
             _check_3dsg(g)
         tokens = self._cached(("image", *map(_image_key, images)),
@@ -306,13 +303,13 @@ class Engine:
         cond.update(image=tokens, use_graph=torch.full((len(images),), use_graph, device=self.device))
         best: list[tuple | None] = [None] * len(graphs3d)   # per pair: (agreement, log-prob, relations stated, caption)
         pending = list(range(len(graphs3d)))
-        for _ in range(rounds if k > 1 else 1):
+        for k in candidates if use_graph else (1,):
             pick = torch.tensor(pending, device=self.device).repeat_interleave(k)
             repeated = [graphs3d[i] for i in pending for _ in range(k)]
             with torch.inference_mode(), self._autocast():
                 drawn, log_probs = sample(self.model("text_diffusion"), {name: v[pick] for name, v in cond.items()},
                                           repeated, steps, generator)
-            if k == 1:
+            if not use_graph:
                 return drawn
             for j, (caption, tsg, g) in enumerate(zip(drawn, parse_texts(drawn), repeated)):
                 i, rank = pending[j // k], (caption_agreement(tsg, g), float(log_probs[j]))

@@ -250,8 +250,8 @@ def test_engine_refuses_bad_generation_requests(tiny_checkpoints):
         engine.text_to_image("   ")
     with pytest.raises(ValueError, match="got 2 images for 1 graphs"):
         engine.generate_captions([_graph3d()], [np.zeros((8, 8, 3), np.uint8)] * 2)
-    with pytest.raises(ValueError, match="candidates: got 0"):
-        engine.generate_captions([_graph3d()], [np.zeros((8, 8, 3), np.uint8)], candidates=0)
+    with pytest.raises(ValueError, match=r"candidates: got \(8, 0\)"):
+        engine.generate_captions([_graph3d()], [np.zeros((8, 8, 3), np.uint8)], candidates=(8, 0))
 
 
 def _scored(captions: list[str], log_probs: list[float] | None = None) -> tuple[list[str], torch.Tensor]:
@@ -281,10 +281,10 @@ def test_on_equal_agreement_the_caption_the_model_found_likelier_is_kept(tiny_ch
                         lambda model, cond, graphs, *a: _scored([garbled, fluent, garbled], [-9.0, -4.0, -2.0]))
     engine = Engine(tiny_checkpoints, device="cpu")
     image = np.zeros((8, 8, 3), np.uint8)
-    assert engine.generate_captions([_graph3d()], [image], candidates=3, rounds=1) == [garbled]
+    assert engine.generate_captions([_graph3d()], [image], candidates=(3,)) == [garbled]
     monkeypatch.setattr("sd3core.models.text_diffusion.sample",
                         lambda model, cond, graphs, *a: _scored([garbled, fluent], [-9.0, -4.0]))
-    assert engine.generate_captions([_graph3d()], [image], candidates=2, rounds=1) == [fluent]
+    assert engine.generate_captions([_graph3d()], [image], candidates=(2,)) == [fluent]
 
 
 def test_the_caption_kept_is_the_one_that_agrees_with_the_3dsg(tiny_checkpoints, monkeypatch):
@@ -301,32 +301,34 @@ def test_the_caption_kept_is_the_one_that_agrees_with_the_3dsg(tiny_checkpoints,
                         lambda model, cond, graphs, *a: drawn.append(len(graphs)) or _scored(([wrong, right, wrong] * 2)[:len(graphs)]))
     engine = Engine(tiny_checkpoints, device="cpu")
     image = np.zeros((8, 8, 3), np.uint8)
-    assert engine.generate_captions([_graph3d()] * 2, [image] * 2, candidates=3) == [right, right]
-    assert engine.generate_captions([_graph3d()], [image], candidates=1, seed=1) == [wrong]  # no choice
+    assert engine.generate_captions([_graph3d()] * 2, [image] * 2, candidates=(3, 3)) == [right, right]
+    assert engine.generate_captions([_graph3d()], [image], candidates=(1,), seed=1) == [wrong]  # no choice
     assert drawn == [6, 1]
 
 
 def test_a_pair_whose_best_caption_fails_gets_another_round(tiny_checkpoints, monkeypatch):
     """Only a pair whose best candidate states a relation that fails, or none that holds, is drawn for
-    again; the rounds stop at ``rounds``."""
+    again; a round each entry of ``candidates``, which may be fewer."""
     right = "A red cube is to the left of a blue sphere."
     wrong = "A red cube is to the right of a blue sphere."
     bare = "A red cube and a blue sphere."
-    rounds = iter([[right, right, wrong, wrong], [right, wrong], [wrong, wrong], [bare, wrong], [right, bare]])
+    rounds = iter([[right, right, wrong, wrong], [right], [wrong, wrong], [bare, wrong], [right, bare]])
     drawn = []
     monkeypatch.setattr("sd3core.models.text_diffusion.sample",
                         lambda model, cond, graphs, *a: drawn.append(len(graphs)) or _scored(next(rounds)))
     engine = Engine(tiny_checkpoints, device="cpu")
     image = np.zeros((8, 8, 3), np.uint8)
-    assert engine.generate_captions([_graph3d()] * 2, [image] * 2, candidates=2, rounds=3) == [right, right]
-    assert drawn == [4, 2]
+    assert engine.generate_captions([_graph3d()] * 2, [image] * 2, candidates=(2, 1, 1)) == [right, right]
+    assert drawn == [4, 1]
     drawn.clear()
-    assert engine.generate_captions([_graph3d()], [image], candidates=2, rounds=1) == [wrong]
+    assert engine.generate_captions([_graph3d()], [image], candidates=(2,)) == [wrong]
     assert drawn == [2]
-    assert engine.generate_captions([_graph3d()], [image], candidates=2) == [right]  # none stated: again
+    assert engine.generate_captions([_graph3d()], [image], candidates=(2, 2)) == [right]  # none stated: again
     assert drawn == [2, 2, 2]
-    with pytest.raises(ValueError, match="rounds"):
-        engine.generate_captions([_graph3d()], [image], rounds=0)
+    with pytest.raises(ValueError, match="candidates: got \\(\\)"):
+        engine.generate_captions([_graph3d()], [image], candidates=())
+    with pytest.raises(ValueError, match="candidates: got 8"):
+        engine.generate_captions([_graph3d()], [image], candidates=8)
 
 
 def test_faithfulness_reads_relations_from_detections():

@@ -251,14 +251,13 @@ def load_data(data_dir: str, split: str, limit: int = 0) -> Examples:
 
 @torch.no_grad()
 def evaluate(model: TextDiffusion, data_dir: str, split: str, limit: int, steps: int = DEFAULT_STEPS,
-             seed: int = 0, batch: int = 100, engine=None, candidates: int | None = None,
-             rounds: int | None = None) -> dict:
+             seed: int = 0, batch: int = 100, engine=None, candidates: tuple[int, ...] | None = None) -> dict:
     """SI2T on the first ``limit`` scenes of ``split``: the detector reads each render (VSG),
     ``engine``'s graph diffusion (default: a new Engine's, the shipped one) lifts it, and a caption
     is drawn from image + 3DSG (``full``) and from the image alone (``image_only``); the scene's
     first reference caption is the ``gold`` row.
-    ``candidates``, ``rounds``: captions drawn per full-row caption and round, the one agreeing best
-    with its 3DSG kept (``Engine.generate_captions``; None: the Engine's defaults).
+    ``candidates``: captions drawn per full-row caption in each round, the one agreeing best with
+    its 3DSG kept (``Engine.generate_captions``; None: the Engine's default).
 
     Per row: ``relation_correct`` (relations the caption states, parsed by ``textparse``, that hold
     in the gold 3DSG, ``evaluate.relation_correctness``), ``sg_f1`` (``evaluate.scene_graph_f1``
@@ -270,12 +269,11 @@ def evaluate(model: TextDiffusion, data_dir: str, split: str, limit: int, steps:
     from ..evaluate import caption_scores, relation_correctness, scene_graph_f1
     from ..graph import SceneGraph
     from ..models.graph_diffusion import lift
-    from ..pipeline import CAPTION_CANDIDATES, CAPTION_ROUNDS, Engine
+    from ..pipeline import CAPTION_CANDIDATES, Engine
     from ..textparse import parse_texts
     from ..world.build import load_split
     engine = engine or Engine()
     candidates = CAPTION_CANDIDATES if candidates is None else candidates
-    rounds = CAPTION_ROUNDS if rounds is None else rounds
     engine.set_model("text_diffusion", model)
     arrays, records = load_split(data_dir, split, ("rgb",))
     records, images = records[:limit], list(arrays["rgb"][:limit])
@@ -289,7 +287,7 @@ def evaluate(model: TextDiffusion, data_dir: str, split: str, limit: int, steps:
     for row, use_graph in (("full", True), ("image_only", False)):
         captions = [c for i in range(0, len(images), batch)
                     for c in engine.generate_captions(graphs[i:i + batch], images[i:i + batch], steps, seed + i,
-                                                      use_graph, candidates, rounds)]
+                                                      use_graph, candidates)]
         rows[row] = (captions, references)
     parsed_refs = [parse_texts(refs) for refs in references]
     report = {}
