@@ -28,6 +28,7 @@ BENCHES = {
     "caption_candidates": (["caption_candidates.py"], "caption quality against steps and candidates"),
     "caption_ends": (["caption_ends.py"], "what generated captions' relations join, and where they hold"),
     "compile": (["compile.py"], "torch.compile against eager"),
+    "attention": (["attention.py"], "our transformer against nn.TransformerEncoder's fast path"),
     "generation": (["generation.py"], "ST2I/SI2T end to end, image diffusion at several steps"),
     "lift": (["lift.py"], "the 3DSG lift at several steps, batched against one by one"),
     "parser": (["parser.py"], "our parser against sng_parser on VSD"),

@@ -12,6 +12,7 @@ from sd3core.evaluate import (caption_scores, faithfulness, frechet_distance, re
                               scene_graph_f1)
 from sd3core.graph import SceneGraph, SGObject, SGRelation
 from sd3core.models import image_diffusion, text_diffusion, vqvae
+from sd3core.models.conditioning import Transformer
 from sd3core.models.detector import make_detections
 from sd3core.pipeline import CONDITION_CACHE_SIZE, Engine, set_threads
 from sd3core.world.build import read_split
@@ -23,6 +24,25 @@ def test_truncate_keeps_the_most_likely_classes_up_to_the_mass():
     assert kept.tolist() == [[True, True, False, False]]
     assert truncate(logits, 0.1).isfinite().tolist() == [[True, False, False, False]]  # the top one stays
     assert torch.equal(truncate(logits, 1.0), logits)
+
+
+def test_the_transformer_ignores_padding_and_reads_like_torchs_encoder():
+    torch.manual_seed(0)
+    ours = Transformer(32, 4, 2).eval()
+    h, keep = torch.randn(3, 10, 32), torch.ones(3, 10, dtype=torch.bool)
+    keep[0, 6:], keep[2, 2:5] = False, False
+    with torch.inference_mode():
+        out = ours(h, keep)
+        changed = h.clone()
+        changed[~keep] = 100.0   # what padding holds must not reach any kept token
+        assert torch.allclose(ours(changed, keep)[keep], out[keep], atol=1e-5)
+        layer = torch.nn.TransformerEncoderLayer(32, 4, 128, dropout=0.0, activation="gelu",
+                                                 batch_first=True, norm_first=True)
+        theirs = torch.nn.TransformerEncoder(layer, 2, enable_nested_tensor=False).eval()
+        theirs.load_state_dict(ours.state_dict())   # checkpoints trained with torch's encoder load as they are
+        assert torch.allclose(theirs(h, src_key_padding_mask=~keep)[keep], out[keep], atol=1e-5)
+    with pytest.raises(ValueError, match="heads"):
+        Transformer(32, 5, 1)
 
 
 def test_image_codes_are_the_vqvaes_fsq_digits_and_their_log_probs_add_up():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .dgae import GEOMETRY_RANGES, IDENTITY_FIELDS
@@ -16,11 +17,59 @@ GEOMETRY_FEATURES = box_features(torch.zeros(6)).numel()   # sin/cos features of
 DISTANCE_SPREAD, OBJECT_SPREAD = 0.45, 1.0
 
 
-def transformer(width: int, heads: int, layers: int) -> nn.TransformerEncoder:
-    """Pre-norm transformer encoder, GELU, no dropout, batch first."""
-    layer = nn.TransformerEncoderLayer(width, heads, 4 * width, dropout=0.0, activation="gelu",
-                                       batch_first=True, norm_first=True)
-    return nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+class SelfAttention(nn.Module):
+    """Multi-head self-attention through ``F.scaled_dot_product_attention``; parameters named as in
+    ``nn.MultiheadAttention`` (whose inference fast path spends most of its time in a masked softmax
+    on CPU: ``bench/attention.py``)."""
+
+    def __init__(self, width: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * width, width))
+        self.in_proj_bias = nn.Parameter(torch.zeros(3 * width))
+        self.out_proj = nn.Linear(width, width)
+        nn.init.xavier_uniform_(self.in_proj_weight)
+        nn.init.zeros_(self.out_proj.bias)
+
+    def forward(self, h: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        """h: (B, L, W); keep: (B, L) bool, False for padding no token attends to. Returns (B, L, W)."""
+        b, n, w = h.shape
+        qkv = F.linear(h, self.in_proj_weight, self.in_proj_bias).view(b, n, 3, self.heads, w // self.heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)
+        attended = F.scaled_dot_product_attention(q, k, v, attn_mask=keep[:, None, None, :])
+        return self.out_proj(attended.transpose(1, 2).reshape(b, n, w))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer layer: self-attention, then a GELU MLP of 4 x the width; each added to
+    its input. Parameters named as in ``nn.TransformerEncoderLayer``."""
+
+    def __init__(self, width: int, heads: int):
+        super().__init__()
+        self.norm1, self.norm2 = nn.LayerNorm(width), nn.LayerNorm(width)
+        self.self_attn = SelfAttention(width, heads)
+        self.linear1, self.linear2 = nn.Linear(width, 4 * width), nn.Linear(4 * width, width)
+
+    def forward(self, h: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        h = h + self.self_attn(self.norm1(h), keep)
+        return h + self.linear2(F.gelu(self.linear1(self.norm2(h))))
+
+
+class Transformer(nn.Module):
+    """A stack of ``Block``s over (B, L, W) tokens, batch first, no dropout; its state dict reads
+    like ``nn.TransformerEncoder``'s (``layers.{i}.self_attn.in_proj_weight`` ...)."""
+
+    def __init__(self, width: int, heads: int, layers: int):
+        super().__init__()
+        if width % heads:
+            raise ValueError(f"heads: got {heads}, expected a divisor of the width {width}")
+        self.layers = nn.ModuleList(Block(width, heads) for _ in range(layers))
+
+    def forward(self, h: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        """h: (B, L, W) tokens; keep: (B, L) bool, False for padding (attended by none). Returns (B, L, W)."""
+        for layer in self.layers:
+            h = layer(h, keep)
+        return h
 
 
 class PairTokens(nn.Module):

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from ..diffusion import sampling_times, sequence_loss, truncate, unmask_step
-from .conditioning import GEOMETRY_FEATURES, cell_layout, graph_tokens, project_boxes, transformer
+from .conditioning import GEOMETRY_FEATURES, Transformer, cell_layout, graph_tokens, project_boxes
 from .dgae import Identity
 from . import vqvae
 
@@ -93,7 +93,7 @@ class ImageDiffusion(nn.Module):
         self.part = nn.Parameter(torch.randn(3, w) * 0.02)                 # caption, 3DSG, image
         self.from_layout = nn.Linear(w, w)     # the layout map into the image tokens, zero at the start
         nn.init.zeros_(self.from_layout.weight), nn.init.zeros_(self.from_layout.bias)
-        self.blocks = transformer(w, config.heads, config.layers)
+        self.blocks = Transformer(w, config.heads, config.layers)
         self.norm = nn.LayerNorm(w)
         self.head = nn.Linear(w, sum(config.levels))                        # the digits of each code
         for table in self.digit:  # as small as the cell embeddings, so position is readable
@@ -133,7 +133,7 @@ class ImageDiffusion(nn.Module):
         image = self._embed(tokens) + self.cell + self.from_layout(self._layout(graph[:, 2:], cond))
         h = torch.cat([text + self.part[0], graph + self.part[1], image + self.part[2]], 1)
         keep = torch.cat([torch.ones_like(use_text), graph_keep, torch.ones_like(tokens, dtype=torch.bool)], 1)
-        return self.norm(self.blocks(h, src_key_padding_mask=~keep))
+        return self.norm(self.blocks(h, keep))
 
     def forward(self, tokens: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
         """tokens: (B, grid**2) int64 (mask = codebook); cond: "text" (B, Dt), "graph" (B, 1 + P, Dg),

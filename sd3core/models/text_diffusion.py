@@ -35,7 +35,7 @@ from ..diffusion import sampling_times, sequence_loss, unmask_step
 from ..generation_data import MAX_OBJECTS
 from ..graph_tokens import DEFAULT_RELATION_SETS
 from ..referring import SLOT, WORD, object_name
-from .conditioning import GEOMETRY_FEATURES, PairTokens, graph_tokens, transformer
+from .conditioning import GEOMETRY_FEATURES, PairTokens, Transformer, graph_tokens
 from .dgae import Identity
 
 PAD, UNKNOWN = "<pad>", "<unk>"
@@ -116,7 +116,7 @@ class TextDiffusion(nn.Module):
         self.pairs = PairTokens(w, config.relation_sets)  # each pair's relations, for the caption to state
         self.null_graph = nn.Parameter(torch.zeros(w))
         self.part = nn.Parameter(torch.randn(3, w) * 0.02)                 # image, 3DSG, words
-        self.blocks = transformer(w, config.heads, config.layers)
+        self.blocks = Transformer(w, config.heads, config.layers)
         self.norm = nn.LayerNorm(w)
         self.head = nn.Linear(w, config.first_slot)                         # the words but the slots
         self.query, self.key = nn.Linear(w, w), nn.Linear(w, w)           # pointer scores of the slots
@@ -151,7 +151,7 @@ class TextDiffusion(nn.Module):
         h = torch.cat([image + self.part[0], graph + self.part[1], text + self.part[2]], 1)
         keep = torch.cat([torch.ones_like(cond["image"], dtype=torch.bool), graph_keep,
                           torch.ones_like(words, dtype=torch.bool)], 1)
-        h = self.norm(self.blocks(h, src_key_padding_mask=~keep))
+        h = self.norm(self.blocks(h, keep))
         pointer = self.query(h[:, -n:]) @ self.key(h[:, objects]).transpose(1, 2) / c.width ** 0.5
         pointer = pointer.masked_fill(~keep[:, None, objects], -1e4)
         return torch.cat([self.head(h[:, -n:]), pointer, pointer.new_full((*pointer.shape[:2], c.slots - s), -1e4)], -1)
