@@ -304,11 +304,11 @@ class Engine:
         best: list[tuple | None] = [None] * len(graphs3d)   # per pair: (agreement, log-prob, relations stated, caption)
         pending = list(range(len(graphs3d)))
         for k in candidates if use_graph else (1,):
-            pick = torch.tensor(pending, device=self.device).repeat_interleave(k)
-            repeated = [graphs3d[i] for i in pending for _ in range(k)]
+            pick = torch.tensor(pending, device=self.device)
             with torch.inference_mode(), self._autocast():
                 drawn, log_probs = sample(self.model("text_diffusion"), {name: v[pick] for name, v in cond.items()},
-                                          repeated, steps, generator)
+                                          [graphs3d[i] for i in pending], steps, generator, copies=k)
+            repeated = [graphs3d[i] for i in pending for _ in range(k)]
             if not use_graph:
                 return drawn
             for j, (caption, tsg, g) in enumerate(zip(drawn, parse_texts(drawn), repeated)):

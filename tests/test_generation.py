@@ -292,18 +292,34 @@ def test_the_caption_sampler_scores_each_caption_by_its_drawn_words(tiny_checkpo
     assert not torch.equal(log_probs, torch.zeros(3))
 
 
+def test_copies_of_a_condition_draw_as_the_condition_repeated(tiny_checkpoints):
+    from sd3core.models.dgae import graph_features
+    engine = Engine(tiny_checkpoints, device="cpu")
+    model = engine.model("text_diffusion")
+    graphs = [_graph3d(), _graph3d()]
+    cond = {**graph_features(engine.model("dgae"), graphs), "use_graph": torch.tensor([True, True]),
+            "image": torch.arange(2 * model.config.grid ** 2).view(2, -1) % model.config.codebook}
+    repeated = {name: v.repeat_interleave(3, 0) for name, v in cond.items()}
+    for temperature in (0.0, 1.0):
+        copies = text_diffusion.sample(model, cond, graphs, 4, torch.Generator().manual_seed(1), temperature, copies=3)
+        plain = text_diffusion.sample(model, repeated, [g for g in graphs for _ in range(3)], 4,
+                                      torch.Generator().manual_seed(1), temperature)
+        assert len(copies[0]) == 6 and copies[0] == plain[0]
+        assert torch.allclose(copies[1], plain[1], atol=1e-4)
+
+
 def test_on_equal_agreement_the_caption_the_model_found_likelier_is_kept(tiny_checkpoints, monkeypatch):
     """Verification scores relations, not grammar: between captions that agree with the 3DSG
     equally, the one drawn with the higher log-probability wins, wherever it comes."""
     garbled = "A red cube is is a blue sphere."
     fluent = "A red cube and a blue sphere."
     monkeypatch.setattr("sd3core.models.text_diffusion.sample",
-                        lambda model, cond, graphs, *a: _scored([garbled, fluent, garbled], [-9.0, -4.0, -2.0]))
+                        lambda model, cond, graphs, *a, copies=1: _scored([garbled, fluent, garbled], [-9.0, -4.0, -2.0]))
     engine = Engine(tiny_checkpoints, device="cpu")
     image = np.zeros((8, 8, 3), np.uint8)
     assert engine.generate_captions([_graph3d()], [image], candidates=(3,)) == [garbled]
     monkeypatch.setattr("sd3core.models.text_diffusion.sample",
-                        lambda model, cond, graphs, *a: _scored([garbled, fluent], [-9.0, -4.0]))
+                        lambda model, cond, graphs, *a, copies=1: _scored([garbled, fluent], [-9.0, -4.0]))
     assert engine.generate_captions([_graph3d()], [image], candidates=(2,)) == [fluent]
 
 
@@ -318,7 +334,7 @@ def test_the_caption_kept_is_the_one_that_agrees_with_the_3dsg(tiny_checkpoints,
     assert caption_agreement(parse_text("A red cube."), _graph3d()) == 0
     drawn = []
     monkeypatch.setattr("sd3core.models.text_diffusion.sample",
-                        lambda model, cond, graphs, *a: drawn.append(len(graphs)) or _scored(([wrong, right, wrong] * 2)[:len(graphs)]))
+                        lambda model, cond, graphs, *a, copies=1: drawn.append(len(graphs) * copies) or _scored(([wrong, right, wrong] * 2)[:len(graphs) * copies]))
     engine = Engine(tiny_checkpoints, device="cpu")
     image = np.zeros((8, 8, 3), np.uint8)
     assert engine.generate_captions([_graph3d()] * 2, [image] * 2, candidates=(3, 3)) == [right, right]
@@ -335,7 +351,7 @@ def test_a_pair_whose_best_caption_fails_gets_another_round(tiny_checkpoints, mo
     rounds = iter([[right, right, wrong, wrong], [right], [wrong, wrong], [bare, wrong], [right, bare]])
     drawn = []
     monkeypatch.setattr("sd3core.models.text_diffusion.sample",
-                        lambda model, cond, graphs, *a: drawn.append(len(graphs)) or _scored(next(rounds)))
+                        lambda model, cond, graphs, *a, copies=1: drawn.append(len(graphs) * copies) or _scored(next(rounds)))
     engine = Engine(tiny_checkpoints, device="cpu")
     image = np.zeros((8, 8, 3), np.uint8)
     assert engine.generate_captions([_graph3d()] * 2, [image] * 2, candidates=(2, 1, 1)) == [right, right]

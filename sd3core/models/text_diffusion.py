@@ -175,31 +175,37 @@ def loss(model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict]:
 
 @torch.no_grad()
 def sample(model: TextDiffusion, cond: dict[str, torch.Tensor], graphs: list, steps: int = DEFAULT_STEPS,
-           generator: torch.Generator | None = None, temperature: float = 0.0) -> tuple[list[str], torch.Tensor]:
-    """Draw one caption per condition (as ``forward`` takes them, the features of ``graphs``, the
-    3DSGs as ``SceneGraph``), only the slots of each one's objects allowed, filled with their words
-    (``referring.object_name``). ``temperature`` 0 takes each revealed word's most likely value (the
-    samples then differ by the order of revealing).
+           generator: torch.Generator | None = None, temperature: float = 0.0,
+           copies: int = 1) -> tuple[list[str], torch.Tensor]:
+    """Draw ``copies`` captions per condition (as ``forward`` takes them, the features of ``graphs``,
+    the 3DSGs as ``SceneGraph``, one per condition), only the slots of each one's objects allowed,
+    filled with their words (``referring.object_name``). ``temperature`` 0 takes each revealed word's
+    most likely value (the copies then differ by the order of revealing). The first step, where
+    every word is masked, runs the network once per condition, not once per copy.
 
-    Returns the captions and how likely the network found each as it drew it: (B,) float, the sum
-    over the ``max_words`` positions (padding included) of the log-probability of the word revealed
-    there at the step it was revealed, <= 0.
+    Returns the B x ``copies`` captions, the copies of a condition one after another, and how likely
+    the network found each as it drew it: (B x copies,) float, the sum over the ``max_words``
+    positions (padding included) of the log-probability of the word revealed there at the step it
+    was revealed, <= 0.
     """
-    b = cond["image"].shape[0]
     k = len(model.config.words)
-    words = torch.full((b, model.config.max_words), k, dtype=torch.long, device=cond["image"].device)
+    first = model(torch.full((cond["image"].shape[0], model.config.max_words), k, dtype=torch.long,
+                             device=cond["image"].device), cond)
+    cond = {name: v.repeat_interleave(copies, 0) for name, v in cond.items()}
+    words = torch.full((cond["image"].shape[0], model.config.max_words), k, dtype=torch.long,
+                       device=cond["image"].device)
     allowed = model.allowed_words(cond)[:, None]
-    log_prob = torch.zeros(b, device=words.device)
+    log_prob = torch.zeros(words.shape[0], device=words.device)
     times = sampling_times(steps)
-    for t, s in zip(times[:-1], times[1:]):
-        logits = model(words, cond)
+    for step, (t, s) in enumerate(zip(times[:-1], times[1:])):
+        logits = first.repeat_interleave(copies, 0) if step == 0 else model(words, cond)
         drawn = unmask_step(words, logits, t, s, generator, allowed, temperature)
         revealed = drawn != words
         word_log_prob = logits.float().masked_fill(~allowed, float("-inf")).log_softmax(-1)
         word_log_prob = word_log_prob.gather(-1, drawn.clamp(max=k - 1)[..., None])[..., 0]
         log_prob += torch.where(revealed, word_log_prob, 0.0).sum(1)
         words = drawn
-    names = [[object_name(g, i) for i in range(len(g.objects))] for g in graphs]
+    names = [[object_name(g, i) for i in range(len(g.objects))] for g in graphs for _ in range(copies)]
     return [decode_caption(w, model.config.words, n) for w, n in zip(words.cpu(), names)], log_prob.cpu()
 
 
