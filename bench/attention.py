@@ -75,5 +75,6 @@ def main() -> None:
             print(f"| {arrow} | {stack} | {1000 * statistics.median(t):.0f} | {1000 * p95(t):.0f} | "
                   f"{base / statistics.median(t):.2f} | {'yes' if same else 'no'} |")
 
+
 if __name__ == "__main__":
     main()

@@ -19,7 +19,7 @@ DISTANCE_SPREAD, OBJECT_SPREAD = 0.45, 1.0
 
 class SelfAttention(nn.Module):
     """Multi-head self-attention through ``F.scaled_dot_product_attention``; parameters named as in
-    ``nn.MultiheadAttention`` (whose inference fast path spends most of its time in a masked softmax
+    ``nn.MultiheadAttention`` (whose inference fast path spends much of its time in a masked softmax
     on CPU: ``bench/attention.py``)."""
 
     def __init__(self, width: int, heads: int):

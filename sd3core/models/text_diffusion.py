@@ -189,11 +189,11 @@ def sample(model: TextDiffusion, cond: dict[str, torch.Tensor], graphs: list, st
     was revealed, <= 0.
     """
     k = len(model.config.words)
-    first = model(torch.full((cond["image"].shape[0], model.config.max_words), k, dtype=torch.long,
-                             device=cond["image"].device), cond)
+    masked = torch.full((cond["image"].shape[0], model.config.max_words), k, dtype=torch.long,
+                        device=cond["image"].device)
+    first = model(masked, cond)
     cond = {name: v.repeat_interleave(copies, 0) for name, v in cond.items()}
-    words = torch.full((cond["image"].shape[0], model.config.max_words), k, dtype=torch.long,
-                       device=cond["image"].device)
+    words = masked.repeat_interleave(copies, 0)
     allowed = model.allowed_words(cond)[:, None]
     log_prob = torch.zeros(words.shape[0], device=words.device)
     times = sampling_times(steps)
