@@ -1,5 +1,6 @@
 """The image tokenizer's loss: object pixels (from the instance masks) weigh more than background."""
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
@@ -53,3 +54,14 @@ def test_world_samples_carry_their_object_cover_and_the_loss_falls(tiny_world):
     batch = {k: torch.stack([d[k] for d in data]) for k in data[0]}
     losses, _ = fit_steps(vqvae, model, batch, steps=30, lr=3e-3)
     assert losses[-1] < 0.5 * losses[0]
+
+
+def test_blocks_deepen_each_stage_without_changing_the_token_grid():
+    shallow = vqvae.build(vqvae.Config(channels=(8, 16, 16)))
+    deep = vqvae.build(vqvae.Config(channels=(8, 16, 16), blocks=(1, 2, 3)))
+    assert sum(p.numel() for p in deep.parameters()) > sum(p.numel() for p in shallow.parameters())
+    images = torch.rand(2, 3, 64, 64)
+    assert deep.tokenize(images).shape == shallow.tokenize(images).shape == (2, 8, 8)
+    assert deep(images).shape == images.shape
+    with pytest.raises(ValueError, match="one count per stage"):
+        vqvae.build(vqvae.Config(channels=(8, 16, 16), blocks=(1, 2)))

@@ -27,6 +27,7 @@ OBJECT_WEIGHT = 8.0   # extra loss weight of object pixels over background ones 
 class Config:
     image_size: int = 64                               # pixels per side of the input image
     channels: tuple[int, ...] = (32, 64, 128)          # feature width after each stride-2 stage
+    blocks: tuple[int, ...] = (1, 1, 1)                # residual blocks per stage, encoder and decoder
     levels: tuple[int, ...] = (8, 5, 5, 5)             # FSQ levels per latent channel
 
 
@@ -90,17 +91,19 @@ class VQVAE(nn.Module):
     def __init__(self, config: Config):
         super().__init__()
         self.config = config
-        c = config.channels
+        c, blocks = config.channels, config.blocks
+        if len(blocks) != len(c):
+            raise ValueError(f"blocks {blocks} must give one count per stage of channels {c}")
         down = [nn.Conv2d(3, c[0], 4, stride=2, padding=1)]
         for i in range(len(c)):
-            down += [ResBlock(c[i])]
+            down += [ResBlock(c[i]) for _ in range(blocks[i])]
             if i + 1 < len(c):
                 down += [nn.Conv2d(c[i], c[i + 1], 4, stride=2, padding=1)]
         self.encoder = nn.Sequential(*down, nn.GroupNorm(8, c[-1]), nn.SiLU(),
                                      nn.Conv2d(c[-1], len(config.levels), 1))
         up = [nn.Conv2d(len(config.levels), c[-1], 3, padding=1)]
         for i in reversed(range(len(c))):
-            up += [ResBlock(c[i])]
+            up += [ResBlock(c[i]) for _ in range(blocks[i])]
             if i > 0:
                 up += [nn.ConvTranspose2d(c[i], c[i - 1], 4, stride=2, padding=1)]
         self.decoder = nn.Sequential(*up, nn.GroupNorm(8, c[0]), nn.SiLU(),
