@@ -195,6 +195,8 @@ def perception_report(engine, data_dir: str, split: str = "test", limit: int = 1
     report.update({f"detector_{k}": v for k, v in detection_metrics(dets, gold, gold_3d, DETECT_THRESHOLD).items()})
     report.update({k if k.startswith("clip_") else f"clip_{k}": v
                    for k, v in clip_evaluate(engine.model("clip"), data_dir, split, n).items()})
+    captions = [SceneGraph.from_dict(r["captions"][0]["tsg"]) for r in records[:n]]  # CLIP's eval pairs
+    report.update({f"clip_bound_{k}": v for k, v in retrieval_bound(captions, gold_3d).items()})
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in report.items()}
 
 
@@ -409,17 +411,49 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
 
 # --- captions: what a generated caption states, against the gold 3DSG and reference captions ---
 
+def _fitting_objects(o, gold3d: SceneGraph) -> list[int]:
+    """Ids of the gold 3DSG objects with ``o``'s shape and every attribute word ``o`` states."""
+    from .vocab import canonical_word
+    said = _kinds(canonical_word(a) for a in o.attributes)
+    return [g.id for g in gold3d.objects
+            if g.label == canonical_word(o.label) and said.items() <= _kinds(g.attributes).items()]
+
+
 def named_gold_objects(tsg: SceneGraph, gold3d: SceneGraph) -> dict[int, int | None]:
     """TSG object id -> id of the one gold 3DSG object with its shape and every word it states, or
     None where no gold object or several fit."""
-    from .vocab import canonical_word
     ends = {}
     for o in tsg.objects:
-        said = _kinds(canonical_word(a) for a in o.attributes)
-        fits = [g.id for g in gold3d.objects
-                if g.label == canonical_word(o.label) and said.items() <= _kinds(g.attributes).items()]
+        fits = _fitting_objects(o, gold3d)
         ends[o.id] = fits[0] if len(fits) == 1 else None
     return ends
+
+
+def true_of(tsg: SceneGraph, gold3d: SceneGraph) -> bool:
+    """Whether a caption's TSG is true of a scene: its objects can be given distinct gold objects
+    that fit them (``_fitting_objects``) so that every spatial relation it states holds."""
+    from itertools import product
+    candidates = [_fitting_objects(o, gold3d) for o in tsg.objects]
+    if not all(candidates):
+        return False
+    gold, ids = _triples(gold3d), [o.id for o in tsg.objects]
+    for chosen in product(*candidates):
+        if len(set(chosen)) == len(chosen):
+            m = dict(zip(ids, chosen))
+            if all((m[r.subject], r.predicate, m[r.object]) in gold for r in tsg.spatial_relations()):
+                return True
+    return False
+
+
+def retrieval_bound(tsgs: list[SceneGraph], graphs: list[SceneGraph], ks: tuple[int, ...] = (1, 5)) -> dict:
+    """A ceiling for image -> caption retrieval over N pairs (scene i with caption ``tsgs[i]``):
+    a caption true of several scenes (``true_of``) cannot tell them apart, so a model that ranks the
+    scenes it is true of first, in random order, finds scene i in its top k with chance
+    min(1, k / (scenes it is true of)); returns the mean of that per k, as ``i2t_recall_at_k``, and
+    the median number of scenes a caption is true of."""
+    counts = [sum(true_of(t, g) for g in graphs) for t in tsgs]
+    out = {f"i2t_recall_at_{k}": round(float(np.mean([min(1.0, k / max(c, 1)) for c in counts])), 4) for k in ks}
+    return {**out, "scenes_true_of_median": float(np.median(counts))}
 
 
 def relation_correctness(tsg: SceneGraph, gold3d: SceneGraph) -> list[bool]:

@@ -9,7 +9,7 @@ import sd3core.models.clip
 from conftest import fit_steps
 from sd3core.diffusion import truncate
 from sd3core.evaluate import (caption_scores, faithfulness, frechet_distance, relation_correctness,
-                              scene_graph_f1)
+                              retrieval_bound, scene_graph_f1, true_of)
 from sd3core.graph import SceneGraph, SGObject, SGRelation
 from sd3core.models import image_diffusion, text_diffusion, vqvae
 from sd3core.models.conditioning import Transformer
@@ -389,6 +389,29 @@ def test_faithfulness_reads_an_object_resting_on_another_as_above_it():
                       [SGRelation(0, "on", 1), SGRelation(0, "above", 1), SGRelation(1, "under", 0),
                        SGRelation(1, "above", 0), SGRelation(0, "under", 1), SGRelation(0, "to the left of", 1)])
     assert faithfulness(said, stacked)[1] == [True, True, True, False, False, False]
+
+
+def test_retrieval_bound_counts_the_scenes_a_caption_is_true_of():
+    left, mirrored = _graph3d(), SceneGraph("3dsg", [
+        SGObject(0, "cube", ("red",), position=(0.8, -0.5, 5.0), size=(0.8, 0.8, 0.8)),
+        SGObject(1, "sphere", ("blue",), position=(-0.8, -0.5, 5.0), size=(0.8, 0.8, 0.8))],
+        [SGRelation(0, "to the right of", 1), SGRelation(1, "to the left of", 0)])
+    cube_left = SceneGraph("tsg", [SGObject(0, "block", ("red",)), SGObject(1, "ball")],
+                           [SGRelation(0, "to the left of", 1)])
+    cube_right = SceneGraph("tsg", [SGObject(0, "cube"), SGObject(1, "sphere", ("blue",))],
+                            [SGRelation(1, "to the left of", 0)])
+    a_cube = SceneGraph("tsg", [SGObject(0, "cube", ("red",))])
+    assert true_of(cube_left, left) and not true_of(cube_left, mirrored)      # synonyms read, relation checked
+    assert true_of(cube_right, mirrored) and not true_of(cube_right, left)
+    assert true_of(a_cube, left) and true_of(a_cube, mirrored)
+    assert not true_of(SceneGraph("tsg", [SGObject(0, "cube", ("green",))]), left)
+    two_cubes = SceneGraph("tsg", [SGObject(0, "cube"), SGObject(1, "cube")])     # needs two distinct cubes
+    assert not true_of(two_cubes, left)
+    # each relational caption picks its own scene; "a red cube" fits both, so half a chance at k = 1
+    assert retrieval_bound([cube_left, cube_right], [left, mirrored]) == {
+        "i2t_recall_at_1": 1.0, "i2t_recall_at_5": 1.0, "scenes_true_of_median": 1.0}
+    assert retrieval_bound([a_cube, cube_right], [left, mirrored], ks=(1,)) == {
+        "i2t_recall_at_1": 0.75, "scenes_true_of_median": 1.5}
 
 
 def test_caption_metrics():
