@@ -25,6 +25,8 @@ BENCHES = {
     "arrows": (["arrows.py"], "every arrow: latency, throughput, memory, baselines; roofline"),
     "startup": (["startup.py"], "first response after launching the studio"),
     "quality_speed": (["quality_speed.py"], "quality against diffusion steps (the default's choice)"),
+    "image_sampling": (["image_sampling.py", "--guidance", "3", "4", "6", "8", "--steps", "12", "24", "32",
+                        "--truncation", "0.8", "1"], "image quality against guidance, steps and truncation (the defaults' choice)"),
     "caption_candidates": (["caption_candidates.py"], "caption quality against steps and candidates"),
     "caption_ends": (["caption_ends.py"], "what generated captions' relations join, and where they hold"),
     "compile": (["compile.py"], "torch.compile against eager"),
