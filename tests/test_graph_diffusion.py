@@ -112,6 +112,19 @@ def test_engine_lifts_with_stated_relations_kept(tiny_checkpoints):
     assert json.loads(engine.lift_to_3d(tsg, steps=4).to_json())["kind"] == "3dsg"
 
 
+def test_a_step_that_reveals_nothing_reuses_the_last_prediction(tiny_checkpoints, monkeypatch):
+    engine = Engine(tiny_checkpoints, device="cpu")
+    calls = []
+    engine.model("graph_diffusion").register_forward_hook(lambda *_: calls.append(1))
+    tsg = _tsg([("cube", ["red"])])  # one object: few tokens over 16 steps, no pair to reveal
+    reused = [g.to_dict() for g in engine.lift_to_3d_samples(tsg, 2, steps=16, seed=3)]
+    fewer = len(calls)
+    calls.clear()
+    monkeypatch.setattr(torch, "equal", lambda a, b: False)  # never the same input: predict every step
+    assert [g.to_dict() for g in engine.lift_to_3d_samples(tsg, 2, steps=16, seed=3)] == reused
+    assert len(calls) == 16 and fewer < 16
+
+
 def test_sets_agreeing_with_positions_follow_the_geometry():
     coding = default_coding()
     bins = lambda field, values: torch.tensor([coding.to_bin(field, v) for v in values])  # noqa: E731
