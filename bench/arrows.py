@@ -12,7 +12,7 @@ disk): their first captions, TSGs, renders; 3DSGs lifted from the TSGs. Rows:
 - detect: ``Engine.detect`` on 128 x 128 renders.
 - lift: the graph diffusion on a TSG, default steps; baseline: full sampling (100 steps, the
   number VQ-Diffusion trains with).
-- image diffusion: ``Engine.generate_image_tokens`` (CLIP text + DGAE features, guidance 3, 2
+- image diffusion: ``Engine.generate_image_tokens`` (CLIP text + DGAE features, default guidance, 2
   forwards a step), default steps; baseline: 100 steps.
 - VQ decode: ``Engine.detokenize``; baseline for throughput: the same images decoded one by one.
 - caption: ``Engine.generate_captions`` (VQ encode + text diffusion), default steps; baseline: 100.
