@@ -7,9 +7,9 @@ value is another with the other two settings at their defaults. Each row is the 
 ``image_diffusion.evaluate`` (stated relations that hold in the drawn images, named objects found,
 CLIP score, FD) on the first ``--limit`` scenes of ``--split``, the same seeds for every row. The
 studio's defaults are chosen from this table on val, then checked once on test by
-``python -m sd3core eval generation``. About 5.5 minutes per row at 500 scenes and 16 steps on 2
-cores. Time per image grows with steps only (guidance and truncation cost nothing extra):
-``bench/generation.py`` measures it.
+``python -m sd3core eval generation``. Only the full row is drawn (``ablations=False``). Time per
+image grows with steps only (guidance and truncation cost nothing extra): ``bench/generation.py``
+measures it.
 """
 import argparse
 import sys
@@ -40,7 +40,7 @@ def main() -> None:
     for setting in dict.fromkeys(settings):  # in order, each once
         guidance, steps, truncation = setting
         r = image_diffusion.evaluate(engine.model("image_diffusion"), args.data, args.split, args.limit, steps,
-                                     guidance, truncation=truncation, engine=engine)
+                                     guidance, truncation=truncation, engine=engine, ablations=False)
         mark = " (default)" if setting == defaults else ""
         print(f"| {guidance:g}{mark} | {steps} | {truncation:g} | {r['full_spatial_acc']:.3f} | "
               f"{r['full_object_recall']:.3f} | {r['full_clip_score']:.1f} | {r['full_fd_clip']:.3f} |", flush=True)

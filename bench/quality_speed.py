@@ -41,7 +41,8 @@ def main() -> None:
     print("| steps | spatial acc. | object recall | rel. correct | CIDEr | image latency | caption latency |")
     print("|---|---|---|---|---|---|---|")
     for steps in args.steps:
-        st2i = image_diffusion.evaluate(engine.model("image_diffusion"), args.data, args.split, args.limit, steps)
+        st2i = image_diffusion.evaluate(engine.model("image_diffusion"), args.data, args.split, args.limit, steps,
+                                        ablations=False)
         si2t = text_diffusion.evaluate(engine.model("text_diffusion"), args.data, args.split, args.limit, steps)
         image_s = statistics.median(repeat_times(lambda: engine.generate_image(graph3d, TEXT, steps=steps), args.repeats))
         text_s = statistics.median(repeat_times(lambda: engine.generate_caption(graph3d, image, steps=steps), args.repeats))

@@ -215,6 +215,15 @@ def test_engine_generates_images_and_captions(tiny_checkpoints, tiny_world):
     assert len(engine.generate_caption(graph, None, steps=2)) == 1   # no image: one is drawn first
 
 
+def test_the_st2i_evaluation_without_ablations_gives_the_same_full_row(tiny_checkpoints, tiny_world):
+    engine = Engine(tiny_checkpoints, device="cpu")
+    model = engine.model("image_diffusion")
+    every = image_diffusion.evaluate(model, str(tiny_world), "test", 2, steps=2, engine=engine)
+    full = image_diffusion.evaluate(model, str(tiny_world), "test", 2, steps=2, engine=engine, ablations=False)
+    assert full == {k: v for k, v in every.items() if k.startswith(("real_", "full_"))}
+    assert {k.split("_")[0] for k in every} == {"real", "tokenized", "full", "text"}
+
+
 def test_regenerating_reuses_condition_encodings_with_the_same_result(tiny_checkpoints, tiny_world, monkeypatch):
     engine = Engine(tiny_checkpoints, device="cpu")
     graph, text = _graph3d(), "a red cube to the left of a blue sphere"
