@@ -45,6 +45,7 @@ from sd3core.graph import SceneGraph  # noqa: E402
 from sd3core.models.graph_diffusion import lift  # noqa: E402
 from sd3core.pipeline import Engine  # noqa: E402
 from sd3core.textparse import parse_texts  # noqa: E402
+from sd3core.train import STAGES  # noqa: E402
 from sd3core.world.build import make_example, scene_seed  # noqa: E402
 
 FULL_STEPS = 100  # the "full sampling" baseline of every diffusion
@@ -124,7 +125,7 @@ def main() -> None:
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 4, 16, 64])
     args = parser.parse_args()
     engine = Engine()
-    for stage in ("vqvae", "detector", "clip", "dgae", "graph_diffusion", "image_diffusion", "text_diffusion"):
+    for stage in STAGES:
         engine.model(stage)  # loaded before any clock starts
     peak = matmul_peak_gflops()
     print(f"torch {torch.__version__}, device {engine.device}, {torch.get_num_threads()} threads; "

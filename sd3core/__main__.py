@@ -122,7 +122,7 @@ def _eval_generation(args: argparse.Namespace) -> None:
     import json
 
     from .evaluate import GENERATION_SLICE_FIGURES, SLICE_SCENES, generation_sheet, record_slice_checks
-    from .models import image_diffusion, text_diffusion
+    from .models import caption_grammar, image_diffusion, text_diffusion
     from .pipeline import Engine
     from .train import heldout_loss
     from .world.build import load_split
@@ -133,6 +133,8 @@ def _eval_generation(args: argparse.Namespace) -> None:
                              f"run with --split test --limit {SLICE_SCENES}")
         report = {k: v for stage in ("image_diffusion", "text_diffusion")
                   for k, v in heldout_loss(stage, engine.model(stage), args.data, "test", SLICE_SCENES).items()}
+        report.update({f"caption_grammar_{k}": v for k, v in caption_grammar.evaluate(
+            engine.model("caption_grammar"), args.data, "test", SLICE_SCENES).items()})
         print(json.dumps(report, indent=1))
         record_slice_checks(report, f"python -m sd3core eval generation --data data/world --split test "
                                     f"--limit {SLICE_SCENES} --record-slice", GENERATION_SLICE_FIGURES)

@@ -31,9 +31,12 @@ GRAPH_SLICE_FIGURES = {  # the same for the 3DSG models (``python -m sd3core eva
                            "consistency"),
     "dgae.pt": ("dgae_triplet_recall", "dgae_position_error_m"),
 }
-GENERATION_SLICE_FIGURES = {  # the image and text diffusions: held-out loss (``train.heldout_loss``)
+# the same for the image and text diffusions, their held-out loss (``train.heldout_loss``), and the
+# caption grammar, its ``evaluate`` (``python -m sd3core eval generation --record-slice``)
+GENERATION_SLICE_FIGURES = {
     "image_diffusion.pt": ("image_diffusion_heldout_loss", "image_diffusion_heldout_acc"),
     "text_diffusion.pt": ("text_diffusion_heldout_loss", "text_diffusion_heldout_acc"),
+    "caption_grammar.pt": ("caption_grammar_gold_fluent", "caption_grammar_trigrams"),
 }
 
 

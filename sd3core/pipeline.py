@@ -274,13 +274,14 @@ class Engine:
         """One caption per (3DSG, image) pair, drawn in batches by the text diffusion from ``seed``.
 
         Generate, then verify: ``candidates[0]`` captions are drawn per pair and the one whose stated
-        relations agree best with its 3DSG is kept (``caption_agreement``; on ties the one the text
+        relations agree best with its 3DSG is kept (``caption_agreement``; on ties a fluent one, all
+        of whose word trigrams the training captions use (``caption_grammar``), then the one the text
         diffusion found likeliest as it drew it, ``text_diffusion.sample``'s log-probability). A pair
-        whose best caption so far does not state at least one relation that holds there and none
-        that fails (and whose 3DSG has two objects or more) gets ``candidates[1]`` more, and so on:
-        one round per entry, at most 4. ``use_graph=False`` leaves the 3DSG out (the "image only"
-        ablation; one caption, nothing to verify it against). Every object of a 3DSG needs position
-        and size. Raises ValueError for a bad graph, image or setting.
+        whose best caption so far is not fluent or does not state at least one relation that holds
+        there and none that fails (and whose 3DSG has two objects or more) gets ``candidates[1]``
+        more, and so on: one round per entry, at most 4. ``use_graph=False`` leaves the 3DSG out (the
+        "image only" ablation; one caption, nothing to verify it against). Every object of a 3DSG
+        needs position and size. Raises ValueError for a bad graph, image or setting.
         """
         from .models.dgae import graph_features
         from .models.text_diffusion import DEFAULT_STEPS, sample
@@ -301,7 +302,7 @@ class Engine:
         with torch.inference_mode(), self._autocast():
             cond = dict(self._cached(("3dsg", *graphs3d), lambda: graph_features(self.model("dgae"), graphs3d)))
         cond.update(image=tokens, use_graph=torch.full((len(images),), use_graph, device=self.device))
-        best: list[tuple | None] = [None] * len(graphs3d)   # per pair: (agreement, log-prob, relations stated, caption)
+        best: list[tuple | None] = [None] * len(graphs3d)   # per pair: (agreement, fluent, log-prob, relations stated, caption)
         pending = list(range(len(graphs3d)))
         for k in candidates if use_graph else (1,):
             pick = torch.tensor(pending, device=self.device)
@@ -311,12 +312,15 @@ class Engine:
             repeated = [graphs3d[i] for i in pending for _ in range(k)]
             if not use_graph:
                 return drawn
+            unseen = self.model("caption_grammar").unseen(drawn)
             for j, (caption, tsg, g) in enumerate(zip(drawn, parse_texts(drawn), repeated)):
-                i, rank = pending[j // k], (caption_agreement(tsg, g), float(log_probs[j]))
-                if best[i] is None or rank > best[i][:2]:
+                i, rank = pending[j // k], (caption_agreement(tsg, g), unseen[j] == 0, float(log_probs[j]))
+                if best[i] is None or rank > best[i][:3]:
                     best[i] = (*rank, len(tsg.spatial_relations()), caption)
-            # settled: the best states one relation or more and all hold, or there is nothing to relate
-            pending = [i for i in pending if len(graphs3d[i].objects) > 1 and not 0 < best[i][2] == best[i][0]]
+            # settled: the best is fluent and states one relation or more, all of which hold, or there
+            # is nothing to relate
+            pending = [i for i in pending if len(graphs3d[i].objects) > 1
+                       and not (best[i][1] and 0 < best[i][3] == best[i][0])]
             if not pending:
                 break
         return [caption for *_, caption in best]

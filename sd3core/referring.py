@@ -52,7 +52,7 @@ def object_name(graph: SceneGraph, index: int) -> str:
     return " ".join([*adjectives, obj.label])
 
 
-def _mentions(words: list[str]) -> list[tuple[int, int, str, set[str]]]:
+def mentions(words: list[str]) -> list[tuple[int, int, str, set[str]]]:
     """(start, end, canonical label, canonical attributes) of each run of attribute words ending in a
     shape word ("can" before "be" or "see" is the verb)."""
     out, start = [], 0
@@ -79,7 +79,7 @@ def slot_caption(text: str, tsg: SceneGraph, graph3d: SceneGraph) -> list[str] |
     index = {o.id: k for k, o in enumerate(graph3d.objects)}
     words = WORD.findall(text.lower())
     out, last = [], 0
-    for start, end, label, attrs in _mentions(words):
+    for start, end, label, attrs in mentions(words):
         fits = [o.id for o in tsg.objects if o.label == label and attrs <= set(o.attributes)]
         if len(fits) != 1:
             return None

@@ -8,6 +8,9 @@ A stage is a module of ``sd3core.models`` that provides, as plain functions:
 - ``loss(model, batch) -> (loss, {name: float})``;
 - ``evaluate(model, data_dir, split, limit) -> {metric: float}`` on held-out data.
 
+A count model (``caption_grammar``) provides ``fit(data_dir, split, limit) -> nn.Module`` instead of
+``load_data`` and ``loss``: it is fitted in one pass over the training split, no optimiser.
+
 Usage (same command under ``torchrun --nproc_per_node 2``)::
 
     python -m sd3core train vqvae --data data/world --steps 20000 --batch 32
@@ -38,7 +41,8 @@ from .checkpoints import (CHECKPOINT_DIR, load_checkpoint, read_manifest, record
                           stored_weights)
 from .world.build import SPLIT_SEEDS
 
-STAGES = ("vqvae", "detector", "clip", "dgae", "graph_diffusion", "image_diffusion", "text_diffusion")
+STAGES = ("vqvae", "detector", "clip", "dgae", "graph_diffusion", "image_diffusion", "text_diffusion",
+          "caption_grammar")
 
 
 @dataclass
@@ -117,6 +121,8 @@ def _batches(loader: DataLoader, sampler):
 def train(args: TrainArgs, config_overrides: dict | None = None, command: str | None = None) -> dict:
     """Run (or resume) a stage's training; returns its final held-out metrics (rank 0)."""
     module = stage_module(args.stage)
+    if hasattr(module, "fit"):
+        return _fit(module, args, command)
     rank, world = _distributed()
     torch.set_num_threads(args.threads or max(1, (os.cpu_count() or 1) // world))
     torch.manual_seed(args.seed + rank)
@@ -183,20 +189,39 @@ def train(args: TrainArgs, config_overrides: dict | None = None, command: str | 
         model.load_state_dict(stored_weights(model.state_dict()))    # measure what ships
         model.eval()
         metrics = module.evaluate(model, args.data, args.eval_split, args.eval_limit)
-        name = f"{args.stage}.pt"
-        save_checkpoint(Path(args.out_dir) / name, asdict(config), model.state_dict())
-        record_checkpoint(name, {
-            "command": command or _launch(world) + " -m sd3core train " + shlex.join(sys.argv[2:]),
-            "data": {"dir": args.data, "split": "train", "first_seed": SPLIT_SEEDS["train"],
-                     "n": len(data), "eval_split": args.eval_split, "eval_n": args.eval_limit},
-            "seed": args.seed, "steps": step, "batch": args.batch, "processes": world,
-            "wall_time_s": round(time.time() - start, 1), "metrics": metrics,
-            "config": asdict(config),
-            **({"init": {"file": args.init, **init}} if args.init else {})}, args.out_dir)
+        command = command or _launch(world) + " -m sd3core train " + shlex.join(sys.argv[2:])
+        _ship(args, config, model, metrics, len(data), command,
+              {"seed": args.seed, "steps": step, "batch": args.batch, "processes": world,
+               "wall_time_s": round(time.time() - start, 1),
+               **({"init": {"file": args.init, **init}} if args.init else {})})
         log.write(f"final {metrics}\n")
         log.close()
     if world > 1:
         dist.destroy_process_group()
+    return metrics
+
+
+def _ship(args: TrainArgs, config, model: torch.nn.Module, metrics: dict, n: int, command: str, run: dict) -> None:
+    """Write ``out_dir/STAGE.pt`` and its manifest entry: the command, the data (``n`` training
+    scenes), what ``run`` says of the run, the held-out ``metrics`` and the model's ``config``."""
+    name = f"{args.stage}.pt"
+    save_checkpoint(Path(args.out_dir) / name, asdict(config), model.state_dict())
+    record_checkpoint(name, {
+        "command": command,
+        "data": {"dir": args.data, "split": "train", "first_seed": SPLIT_SEEDS["train"],
+                 "n": n, "eval_split": args.eval_split, "eval_n": args.eval_limit},
+        **run, "metrics": metrics, "config": asdict(config)}, args.out_dir)
+
+
+def _fit(module, args: TrainArgs, command: str | None) -> dict:
+    """Fit a count model on the training split and ship it with its held-out metrics."""
+    from .generation_data import split_size
+    start = time.time()
+    model = module.fit(args.data, "train", args.train_limit)
+    metrics = module.evaluate(model, args.data, args.eval_split, args.eval_limit)
+    n = min(args.train_limit or math.inf, split_size(args.data, "train"))
+    _ship(args, model.config, model, metrics, n, command or "python -m sd3core train " + shlex.join(sys.argv[2:]),
+          {"wall_time_s": round(time.time() - start, 1)})
     return metrics
 
 

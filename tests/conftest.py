@@ -24,9 +24,11 @@ def tiny_world(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_checkpoints(tiny_world, tmp_path_factory):
-    """A checkpoint directory with every stage trained for two steps (real training code, tiny data)."""
+    """A checkpoint directory with every stage trained for two steps (real training code, tiny data;
+    the caption grammar fitted on the tiny train split)."""
     root = tmp_path_factory.mktemp("ckpt")
-    for stage in ("vqvae", "detector", "clip", "dgae", "graph_diffusion", "image_diffusion", "text_diffusion"):
+    for stage in ("vqvae", "detector", "clip", "dgae", "graph_diffusion", "image_diffusion", "caption_grammar",
+                  "text_diffusion"):
         train(TrainArgs(stage=stage, data=str(tiny_world), steps=2, batch=4, warmup=1, eval_limit=4,
                         run_dir=str(root / "runs"), out_dir=str(root), threads=1), command="fixture")
     return root

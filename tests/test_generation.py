@@ -11,7 +11,7 @@ from sd3core.diffusion import truncate
 from sd3core.evaluate import (caption_scores, faithfulness, frechet_distance, relation_correctness,
                               retrieval_bound, scene_graph_f1, true_of)
 from sd3core.graph import SceneGraph, SGObject, SGRelation
-from sd3core.models import image_diffusion, text_diffusion, vqvae
+from sd3core.models import caption_grammar, image_diffusion, text_diffusion, vqvae
 from sd3core.models.conditioning import Transformer
 from sd3core.models.detector import make_detections
 from sd3core.pipeline import CONDITION_CACHE_SIZE, Engine, set_threads
@@ -317,19 +317,46 @@ def test_copies_of_a_condition_draw_as_the_condition_repeated(tiny_checkpoints):
         assert torch.allclose(copies[1], plain[1], atol=1e-4)
 
 
-def test_on_equal_agreement_the_caption_the_model_found_likelier_is_kept(tiny_checkpoints, monkeypatch):
-    """Verification scores relations, not grammar: between captions that agree with the 3DSG
-    equally, the one drawn with the higher log-probability wins, wherever it comes."""
+def test_the_caption_grammar_knows_its_training_captions_and_flags_garbled_ones(tiny_world, tiny_checkpoints, tmp_path):
+    from sd3core.checkpoints import read_manifest
+    from sd3core.train import TrainArgs, train
+    captions = [c["text"] for ex in read_split(tiny_world, "train") for c in ex["record"]["captions"]]
+    grammar = caption_grammar.fit(str(tiny_world), "train")
+    assert grammar.unseen(captions) == [0] * len(captions)
+    cut = [c[:c.rindex(" ")] + "." for c in captions]     # the last word dropped: "... left of a."
+    assert all(u > 0 for u in grammar.unseen(cut))
+    # "<s> <s> </s>"; the three trigrams with "zorbly" ("<object> is zorbly", "is zorbly .", "zorbly . </s>")
+    assert grammar.unseen(["", "A red cube is zorbly."]) == [1, 3]
+    # what ships is what was fitted: the fixture's file, loaded by the Engine, reads the same
+    assert Engine(tiny_checkpoints, device="cpu").model("caption_grammar").unseen(cut + captions) == grammar.unseen(cut + captions)
+    metrics = train(TrainArgs(stage="caption_grammar", data=str(tiny_world), eval_split="test", eval_limit=4,
+                              out_dir=str(tmp_path)), command="fit command")
+    entry = read_manifest(tmp_path)["caption_grammar.pt"]
+    assert entry["command"] == "fit command" and entry["data"]["n"] == 8 and entry["metrics"] == metrics
+    assert 0 < metrics["gold_fluent"] <= 1 and metrics["trigrams"] == grammar.config.size
+
+
+def _engine_whose_grammar_knows(checkpoints, *captions: str) -> Engine:
+    """An Engine whose caption grammar is fitted on ``captions`` alone: those and their like are fluent."""
+    engine = Engine(checkpoints, device="cpu")
+    engine.set_model("caption_grammar", caption_grammar.from_captions(list(captions)))
+    return engine
+
+
+def test_on_equal_agreement_a_fluent_caption_then_the_likelier_one_is_kept(tiny_checkpoints, monkeypatch):
+    """Between captions that agree with the 3DSG equally, a fluent one wins over a garbled one
+    however likely the model found that, and among the fluent, the one drawn with the higher
+    log-probability, wherever it comes."""
     garbled = "A red cube is is a blue sphere."
-    fluent = "A red cube and a blue sphere."
-    monkeypatch.setattr("sd3core.models.text_diffusion.sample",
-                        lambda model, cond, graphs, *a, copies=1: _scored([garbled, fluent, garbled], [-9.0, -4.0, -2.0]))
-    engine = Engine(tiny_checkpoints, device="cpu")
+    fluent, other = "A red cube and a blue sphere.", "There is a red cube and a blue sphere."
+    engine = _engine_whose_grammar_knows(tiny_checkpoints, fluent, other)
     image = np.zeros((8, 8, 3), np.uint8)
-    assert engine.generate_captions([_graph3d()], [image], candidates=(3,)) == [garbled]
-    monkeypatch.setattr("sd3core.models.text_diffusion.sample",
-                        lambda model, cond, graphs, *a, copies=1: _scored([garbled, fluent], [-9.0, -4.0]))
-    assert engine.generate_captions([_graph3d()], [image], candidates=(2,)) == [fluent]
+    draws = {"fluent first": ([garbled, fluent, garbled], [-9.0, -4.0, -2.0]),
+             "likelier fluent": ([fluent, other, garbled], [-9.0, -4.0, -1.0])}
+    for name, expected in (("fluent first", fluent), ("likelier fluent", other)):
+        monkeypatch.setattr("sd3core.models.text_diffusion.sample",
+                            lambda model, cond, graphs, *a, copies=1, name=name: _scored(*draws[name]))
+        assert engine.generate_captions([_graph3d()], [image], candidates=(3,)) == [expected]
 
 
 def test_the_caption_kept_is_the_one_that_agrees_with_the_3dsg(tiny_checkpoints, monkeypatch):
@@ -344,7 +371,7 @@ def test_the_caption_kept_is_the_one_that_agrees_with_the_3dsg(tiny_checkpoints,
     drawn = []
     monkeypatch.setattr("sd3core.models.text_diffusion.sample",
                         lambda model, cond, graphs, *a, copies=1: drawn.append(len(graphs) * copies) or _scored(([wrong, right, wrong] * 2)[:len(graphs) * copies]))
-    engine = Engine(tiny_checkpoints, device="cpu")
+    engine = _engine_whose_grammar_knows(tiny_checkpoints, right, wrong)
     image = np.zeros((8, 8, 3), np.uint8)
     assert engine.generate_captions([_graph3d()] * 2, [image] * 2, candidates=(3, 3)) == [right, right]
     assert engine.generate_captions([_graph3d()], [image], candidates=(1,), seed=1) == [wrong]  # no choice
@@ -352,16 +379,18 @@ def test_the_caption_kept_is_the_one_that_agrees_with_the_3dsg(tiny_checkpoints,
 
 
 def test_a_pair_whose_best_caption_fails_gets_another_round(tiny_checkpoints, monkeypatch):
-    """Only a pair whose best candidate states a relation that fails, or none that holds, is drawn for
-    again; a round each entry of ``candidates``, which may be fewer."""
+    """Only a pair whose best candidate states a relation that fails, or none that holds, or is not
+    fluent, is drawn for again; a round each entry of ``candidates``, which may be fewer."""
     right = "A red cube is to the left of a blue sphere."
     wrong = "A red cube is to the right of a blue sphere."
     bare = "A red cube and a blue sphere."
-    rounds = iter([[right, right, wrong, wrong], [right], [wrong, wrong], [bare, wrong], [right, bare]])
+    garbled = "A red cube is to the left of of a blue sphere."   # its relation holds
+    rounds = iter([[right, right, wrong, wrong], [right], [wrong, wrong], [bare, wrong], [right, bare],
+                   [garbled, wrong], [right, garbled]])
     drawn = []
     monkeypatch.setattr("sd3core.models.text_diffusion.sample",
                         lambda model, cond, graphs, *a, copies=1: drawn.append(len(graphs) * copies) or _scored(next(rounds)))
-    engine = Engine(tiny_checkpoints, device="cpu")
+    engine = _engine_whose_grammar_knows(tiny_checkpoints, right, wrong, bare)
     image = np.zeros((8, 8, 3), np.uint8)
     assert engine.generate_captions([_graph3d()] * 2, [image] * 2, candidates=(2, 1, 1)) == [right, right]
     assert drawn == [4, 1]
@@ -370,6 +399,8 @@ def test_a_pair_whose_best_caption_fails_gets_another_round(tiny_checkpoints, mo
     assert drawn == [2]
     assert engine.generate_captions([_graph3d()], [image], candidates=(2, 2)) == [right]  # none stated: again
     assert drawn == [2, 2, 2]
+    assert engine.generate_captions([_graph3d()], [image], candidates=(2, 2)) == [right]  # not fluent: again
+    assert drawn == [2, 2, 2, 2, 2]
     with pytest.raises(ValueError, match="candidates: got \\(\\)"):
         engine.generate_captions([_graph3d()], [image], candidates=())
     with pytest.raises(ValueError, match="candidates: got 8"):

@@ -7,7 +7,7 @@ import pytest
 
 from sd3core.checkpoints import read_manifest
 from sd3core.evaluate import GENERATION_SLICE_FIGURES, GRAPH_SLICE_FIGURES, SLICE_SCENES, perception_report
-from sd3core.models import dgae, graph_diffusion
+from sd3core.models import caption_grammar, dgae, graph_diffusion
 from sd3core.pipeline import Engine
 from sd3core.train import heldout_loss
 from sd3core.world.build import build_split
@@ -39,6 +39,9 @@ def slice_figures(slice_world):
         engine = Engine(device="cpu")
         if name == "graph_diffusion.pt":
             return graph_diffusion.evaluate(engine.model("graph_diffusion"), str(slice_world), "test", SLICE_SCENES)
+        if name == "caption_grammar.pt":
+            return {f"caption_grammar_{k}": v for k, v in caption_grammar.evaluate(
+                engine.model("caption_grammar"), str(slice_world), "test", SLICE_SCENES).items()}
         if name in GENERATION_SLICE_FIGURES:
             stage = name.removesuffix(".pt")
             return heldout_loss(stage, engine.model(stage), str(slice_world), "test", SLICE_SCENES)
@@ -52,7 +55,7 @@ def slice_figures(slice_world):
 
 
 @pytest.mark.parametrize("name", ["vqvae.pt", "detector.pt", "clip.pt", "graph_diffusion.pt", "dgae.pt",
-                                  "image_diffusion.pt", "text_diffusion.pt"])
+                                  "image_diffusion.pt", "text_diffusion.pt", "caption_grammar.pt"])
 def test_shipped_checkpoint_reproduces_its_slice_figures(name, slice_figures):
     figures = slice_figures(name)
     for key, expected in SHIPPED[name]["slice_check"]["metrics"].items():
