@@ -302,7 +302,8 @@ class Engine:
         with torch.inference_mode(), self._autocast():
             cond = dict(self._cached(("3dsg", *graphs3d), lambda: graph_features(self.model("dgae"), graphs3d)))
         cond.update(image=tokens, use_graph=torch.full((len(images),), use_graph, device=self.device))
-        best: list[tuple | None] = [None] * len(graphs3d)   # per pair: (agreement, fluent, log-prob, relations stated, caption)
+        # per pair: (agreement, fluent, log-prob, relations stated, caption)
+        best: list[tuple | None] = [None] * len(graphs3d)
         pending = list(range(len(graphs3d)))
         for k in candidates if use_graph else (1,):
             pick = torch.tensor(pending, device=self.device)

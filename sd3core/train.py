@@ -214,8 +214,11 @@ def _ship(args: TrainArgs, config, model: torch.nn.Module, metrics: dict, n: int
 
 
 def _fit(module, args: TrainArgs, command: str | None) -> dict:
-    """Fit a count model on the training split and ship it with its held-out metrics."""
+    """Fit a count model on the training split and ship it with its held-out metrics (in one
+    process: under torchrun, the other ranks leave it to rank 0)."""
     from .generation_data import split_size
+    if int(os.environ.get("RANK", 0)) != 0:
+        return {}
     start = time.time()
     model = module.fit(args.data, "train", args.train_limit)
     metrics = module.evaluate(model, args.data, args.eval_split, args.eval_limit)

@@ -6,7 +6,8 @@ training split is read as tokens (``caption_tokens``: lower-case words and . , e
 as one ``OBJECT`` token, so any object may stand where one stood in training), and each trigram of
 them is kept. A caption is fluent when every trigram of it was seen in training (``unseen`` counts
 the others). The Engine's caption verification prefers, among the captions that agree equally with
-the 3DSG, a fluent one (``Engine.generate_captions``).
+the 3DSG, a fluent one, and draws again for a pair whose best caption is not
+(``Engine.generate_captions``).
 """
 from __future__ import annotations
 
