@@ -318,6 +318,8 @@ def test_copies_of_a_condition_draw_as_the_condition_repeated(tiny_checkpoints):
 
 
 def test_the_caption_grammar_knows_its_training_captions_and_flags_garbled_ones(tiny_world, tiny_checkpoints, tmp_path):
+    """Fitted on a split, the grammar reads every caption of it as fluent and counts the trigrams
+    of other text it has not seen; ``train`` ships it like any stage."""
     from sd3core.checkpoints import read_manifest
     from sd3core.train import TrainArgs, train
     captions = [c["text"] for ex in read_split(tiny_world, "train") for c in ex["record"]["captions"]]
@@ -328,7 +330,8 @@ def test_the_caption_grammar_knows_its_training_captions_and_flags_garbled_ones(
     # "<s> <s> </s>"; the three trigrams with "zorbly" ("<object> is zorbly", "is zorbly .", "zorbly . </s>")
     assert grammar.unseen(["", "A red cube is zorbly."]) == [1, 3]
     # what ships is what was fitted: the fixture's file, loaded by the Engine, reads the same
-    assert Engine(tiny_checkpoints, device="cpu").model("caption_grammar").unseen(cut + captions) == grammar.unseen(cut + captions)
+    shipped = Engine(tiny_checkpoints, device="cpu").model("caption_grammar")
+    assert shipped.unseen(cut + captions) == grammar.unseen(cut + captions)
     metrics = train(TrainArgs(stage="caption_grammar", data=str(tiny_world), eval_split="test", eval_limit=4,
                               out_dir=str(tmp_path)), command="fit command")
     entry = read_manifest(tmp_path)["caption_grammar.pt"]
@@ -381,10 +384,13 @@ def test_the_caption_kept_is_the_one_that_agrees_with_the_3dsg(tiny_checkpoints,
 def test_a_pair_whose_best_caption_fails_gets_another_round(tiny_checkpoints, monkeypatch):
     """Only a pair whose best candidate states a relation that fails, or none that holds, or is not
     fluent, is drawn for again; a round each entry of ``candidates``, which may be fewer."""
+    from sd3core.pipeline import caption_agreement
+    from sd3core.textparse import parse_text
     right = "A red cube is to the left of a blue sphere."
     wrong = "A red cube is to the right of a blue sphere."
     bare = "A red cube and a blue sphere."
-    garbled = "A red cube is to the left of of a blue sphere."   # its relation holds
+    garbled = "A red cube is is to the left of a blue sphere."
+    assert caption_agreement(parse_text(garbled), _graph3d()) == 1   # its relation holds: only grammar fails it
     rounds = iter([[right, right, wrong, wrong], [right], [wrong, wrong], [bare, wrong], [right, bare],
                    [garbled, wrong], [right, garbled]])
     drawn = []
