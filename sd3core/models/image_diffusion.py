@@ -257,14 +257,12 @@ def evaluate(model: ImageDiffusion, data_dir: str, split: str, limit: int, steps
     if ablations:
         rows["tokenized"] = [im for i in range(0, len(real), 100)
                              for im in engine.detokenize(engine.tokenize(real[i:i + 100]))]
-    rows["full"] = []
-    if ablations:
-        rows["text_only"] = []
+    drawn = {"full": True, "text_only": False} if ablations else {"full": True}   # row -> use the 3DSG
+    rows.update({row: [] for row in drawn})
     for i in range(0, len(texts), batch):
-        for row, use_graph in (("full", True), ("text_only", False)):
-            if row in rows:
-                rows[row] += engine.generate_images(graphs[i:i + batch], texts[i:i + batch], steps, guidance,
-                                                    seed + i, use_graph, truncation=truncation)
+        for row, use_graph in drawn.items():
+            rows[row] += engine.generate_images(graphs[i:i + batch], texts[i:i + batch], steps, guidance,
+                                                seed + i, use_graph, truncation=truncation)
     clip = engine.model("clip")
     report = {}
     features = {}
