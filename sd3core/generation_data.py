@@ -128,9 +128,11 @@ def scene_examples(data_dir: str | Path, split: str, n: int) -> dict:
 
 def dual_targets(data_dir: str | Path, split: str, n: int, examples: list) -> torch.Tensor:
     """The dual term's targets for the graph diffusion's lifting examples of the first ``n`` scenes
-    (``lift_data.lift_examples``, in order): for each, the shipped image diffusion's features of the
-    3DSG its input describes (``lift_data.caption_3dsg`` of the input's objects placed at their gold
-    positions; ``ImageDiffusion.object_features``), (E, MAX_OBJECTS, W) float16, zeros for padding."""
+    (``lift_data.lift_examples``, in order): for each, how the shipped 3D -> X models read the 3DSG
+    its input describes (``lift_data.caption_3dsg`` of the input's objects placed at their gold
+    positions), per object the image diffusion's features (``ImageDiffusion.object_features``) and
+    beside them the text diffusion's, with the scene's render as its image
+    (``TextDiffusion.object_features``): (E, MAX_OBJECTS, W_image + W_text) float16, zeros for padding."""
     def compute() -> dict:
         from .lift_data import caption_3dsg
         from .pipeline import Engine
@@ -138,10 +140,17 @@ def dual_targets(data_dir: str | Path, split: str, n: int, examples: list) -> to
         graphs = [caption_3dsg(ex.graph, ex.gold, dict(zip((o.id for o in ex.graph.objects), ex.ids)))
                   for ex in examples]
         features = graph_features_batched(engine, graphs)
-        model = engine.model("image_diffusion")
+        renders = image_tokens(data_dir, split, n)[torch.tensor([ex.scene for ex in examples])].flatten(1)
+        image_model, text_model = engine.model("image_diffusion"), engine.model("text_diffusion")
+        out = []
         with torch.inference_mode():
-            out = [model.object_features({k: v[i:i + BATCH].to(engine.device).float() if v.is_floating_point()
-                                          else v[i:i + BATCH].to(engine.device) for k, v in features.items()}).cpu()
-                   for i in tqdm(range(0, len(graphs), BATCH), desc=f"dual targets {split}")]
+            for i in tqdm(range(0, len(graphs), BATCH), desc=f"dual targets {split}"):
+                cond = {k: v[i:i + BATCH].to(engine.device).float() if v.is_floating_point()
+                        else v[i:i + BATCH].to(engine.device) for k, v in features.items()}
+                text_cond = {**cond, "image": renders[i:i + BATCH].long().to(engine.device),
+                             "use_graph": torch.ones(len(cond["graph"]), dtype=torch.bool, device=engine.device)}
+                both = torch.cat([image_model.object_features(cond), text_model.object_features(text_cond)], -1)
+                out.append((both * cond["graph_valid"][:, 1:, None]).cpu())
         return {"targets": torch.cat(out).half()}
-    return _cached(data_dir, split, "dual", ("detector", "dgae", "image_diffusion"), n, compute)["targets"]
+    models = ("detector", "dgae", "vqvae", "image_diffusion", "text_diffusion")
+    return _cached(data_dir, split, "dual", models, n, compute)["targets"]

@@ -23,6 +23,7 @@ class LiftExample:
     graph: SceneGraph        # the input: kind "tsg" or "vsg"
     gold: SceneGraph         # the scene's gold 3DSG, every object
     ids: tuple[int, ...]     # gold object id of each input object, in ``graph.objects`` order
+    scene: int               # the scene's index in its split (its render, its image tokens)
 
 
 def align_tsg(tsg: SceneGraph, graph3d: SceneGraph) -> dict[int, int] | None:
@@ -89,15 +90,15 @@ def lift_examples(data_dir: str | Path, split: str, limit: int = 0,
     records = records[:limit] if limit else records
     vsgs = detected_vsgs(data_dir, split, len(records))
     examples = []
-    for record, detected in zip(records, vsgs):
+    for scene, (record, detected) in enumerate(zip(records, vsgs)):
         gold = SceneGraph.from_dict(record["graph3d"])
         for caption in record["captions"][:captions_per_scene]:
             tsg = SceneGraph.from_dict(caption["tsg"])
             ids = align_tsg(tsg, gold)
             if ids is not None:
-                examples.append(LiftExample(tsg, gold, tuple(ids[o.id] for o in tsg.objects)))
+                examples.append(LiftExample(tsg, gold, tuple(ids[o.id] for o in tsg.objects), scene))
         vsg, ids = matched_vsg(detected, SceneGraph.from_dict(record["vsg"]))
-        examples.append(LiftExample(vsg, gold, ids))
+        examples.append(LiftExample(vsg, gold, ids, scene))
     return examples
 
 

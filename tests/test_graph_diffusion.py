@@ -192,9 +192,29 @@ def test_dgae_learns_to_reconstruct_3dsgs_through_its_codes(tiny_world):
     assert [[o.id for o in g.objects] for g in out] == [[o.id for o in g.objects] for g in gold]
 
 
-def test_the_dual_term_pulls_object_features_towards_the_image_diffusions(tiny_world):
+def test_the_dual_targets_are_the_image_and_text_diffusions_readings_of_the_3dsg(tiny_world):
+    from sd3core.generation_data import graph_features_batched, image_tokens
+    from sd3core.lift_data import caption_3dsg, lift_examples
+    examples = lift_examples(tiny_world, "train", 0)
+    assert [ex.scene for ex in examples] == sorted(ex.scene for ex in examples) and examples[-1].scene == 7
     data = graph_diffusion.load_data(str(tiny_world), "train", 0)
-    assert data[0]["dual"].shape == (6, graph_diffusion.Config().dual_width)
+    ex = next(ex for ex in examples if 0 < len(ex.ids) <= 6)                  # the first one load_data keeps
+    engine = Engine()
+    cond = graph_features_batched(engine, [caption_3dsg(ex.graph, ex.gold, dict(zip((o.id for o in ex.graph.objects), ex.ids)))])
+    cond = {k: v.float() if v.is_floating_point() else v for k, v in cond.items()}
+    render = image_tokens(tiny_world, "train", 8)[ex.scene].flatten()[None].long()
+    with torch.inference_mode():
+        image = engine.model("image_diffusion").object_features(cond)[0]
+        text = engine.model("text_diffusion").object_features({**cond, "image": render, "use_graph": torch.tensor([True])})[0]
+    n = len(ex.ids)
+    target = data[0]["dual"].float()
+    assert target.shape == (6, graph_diffusion.Config().dual_width) == (6, image.shape[1] + text.shape[1])
+    assert torch.allclose(target[:n], torch.cat([image, text], -1)[:n], atol=0.01)
+    assert (target[n:] == 0).all()                                                # padding objects
+
+
+def test_the_dual_term_pulls_object_features_towards_the_image_and_text_diffusions(tiny_world):
+    data = graph_diffusion.load_data(str(tiny_world), "train", 0)
     batch = torch.utils.data.default_collate(data[:16])
     torch.manual_seed(0)
     config = graph_diffusion.Config(width=32, pair_width=16, layers=1, heads=2, dual_weight=1.0)

@@ -57,7 +57,7 @@ class Config:
     bins: dict = field(default_factory=lambda: dict(DEFAULT_BINS))
     relation_sets: tuple = DEFAULT_RELATION_SETS
     dual_weight: float = 0.0         # weight of the dual term in the loss (0: off, no dual head)
-    dual_width: int = 256            # width of the image diffusion's object features it matches
+    dual_width: int = 256 + 192      # object features it matches: the image diffusion's, then the text's
 
     @property
     def coding(self) -> GraphCoding:
@@ -235,7 +235,7 @@ def loss(model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict]:
     loss = total / count.clamp_min(1)
     if net.dual is not None:
         dual = F.mse_loss(logits["dual"][cond["valid"]], batch["dual"][cond["valid"]].float())
-        loss, logs["dual"] = loss + net.config.dual_weight * dual, float(dual)
+        loss, logs["dual"] = loss + net.config.dual_weight * dual, dual.item()
     return loss, logs
 
 

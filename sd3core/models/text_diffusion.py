@@ -132,18 +132,23 @@ class TextDiffusion(nn.Module):
         allowed[:, c.first_slot:c.first_slot + valid.shape[1]] = valid
         return allowed
 
-    def forward(self, words: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
-        """words: (B, max_words) int64 (mask = len(words)); cond: "image" (B, grid**2) int64 VQ
-        tokens, "graph" (B, 1 + P, Dg), "graph_valid" (B, 1 + P) bool, "geometry" (B, P, 6),
-        "identity" (B, P, 4) int64, "relations" (B, P, P) int64, "use_graph" (B,) bool
-        (``dgae.graph_features``). Returns (B, max_words, len(words)) logits of the clean words,
-        "<oK>" at -1e4 where object K is padding, past P, or the 3DSG is not used."""
-        c, n, g = self.config, words.shape[1], cond["image"].shape[1]
+    def object_features(self, cond: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The network's own reading of a 3DSG beside its image: its final hidden state at each
+        object token, (B, P, W), for a fully masked caption (cond as ``forward`` takes it; the dual
+        term's targets, ``generation_data.dual_targets``)."""
+        b, g = cond["image"].shape
+        masked = torch.full((b, self.config.max_words), len(self.config.words), dtype=torch.long,
+                            device=cond["image"].device)
+        return self._hidden(masked, cond)[0][:, g + 2:g + 2 + cond["geometry"].shape[1]]  # after null, scene
+
+    def _hidden(self, words: torch.Tensor, cond: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The final hidden states (B, grid**2 + 2 + P [+ P * (P - 1)] + max_words, W) of [image,
+        null 3DSG, scene, objects, pairs, words], and which of them may be attended to (same length, bool)."""
+        c = self.config
         image = self.image(cond["image"]) + self.cell
         graph, graph_keep = graph_tokens(self.from_graph, self.from_geometry, self.null_graph, cond,
                                           self.identity, self.pairs)
         s = min(cond["geometry"].shape[1], c.slots)      # objects a slot can name
-        objects = slice(g + 2, g + 2 + s)                # after the null and scene tokens
         slot = (words >= c.first_slot) & (words < len(c.words))
         k = (words - c.first_slot).clamp(0, max(s - 1, 0))[..., None].expand(-1, -1, c.width)
         named = self.from_object(graph[:, 2:2 + s].gather(1, k)) if s else torch.zeros_like(k, dtype=graph.dtype)
@@ -151,7 +156,18 @@ class TextDiffusion(nn.Module):
         h = torch.cat([image + self.part[0], graph + self.part[1], text + self.part[2]], 1)
         keep = torch.cat([torch.ones_like(cond["image"], dtype=torch.bool), graph_keep,
                           torch.ones_like(words, dtype=torch.bool)], 1)
-        h = self.norm(self.blocks(h, keep))
+        return self.norm(self.blocks(h, keep)), keep
+
+    def forward(self, words: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
+        """words: (B, max_words) int64 (mask = len(words)); cond: "image" (B, grid**2) int64 VQ
+        tokens, "graph" (B, 1 + P, Dg), "graph_valid" (B, 1 + P) bool, "geometry" (B, P, 6),
+        "identity" (B, P, 4) int64, "relations" (B, P, P) int64, "use_graph" (B,) bool
+        (``dgae.graph_features``). Returns (B, max_words, len(words)) logits of the clean words,
+        "<oK>" at -1e4 where object K is padding, past P, or the 3DSG is not used."""
+        c, n, g = self.config, words.shape[1], cond["image"].shape[1]
+        s = min(cond["geometry"].shape[1], c.slots)      # objects a slot can name
+        objects = slice(g + 2, g + 2 + s)                # after the null and scene tokens
+        h, keep = self._hidden(words, cond)
         pointer = self.query(h[:, -n:]) @ self.key(h[:, objects]).transpose(1, 2) / c.width ** 0.5
         pointer = pointer.masked_fill(~keep[:, None, objects], -1e4)
         return torch.cat([self.head(h[:, -n:]), pointer, pointer.new_full((*pointer.shape[:2], c.slots - s), -1e4)], -1)
