@@ -4,7 +4,8 @@ A stage is a module of ``sd3core.models`` that provides, as plain functions:
 
 - ``Config``: a dataclass of the model's constructor values (saved in the checkpoint);
 - ``build(config) -> nn.Module``;
-- ``load_data(data_dir, split, limit) -> torch.utils.data.Dataset`` of dict samples;
+- ``load_data(data_dir, split, limit, config) -> torch.utils.data.Dataset`` of dict samples shaped
+  for the run's ``config`` (e.g. its padding, its image side, whether it has a dual term);
 - ``loss(model, batch) -> (loss, {name: float})``;
 - ``evaluate(model, data_dir, split, limit) -> {metric: float}`` on held-out data.
 
@@ -153,7 +154,7 @@ def train(args: TrainArgs, config_overrides: dict | None = None, command: str | 
         step, wall = state["step"], state["wall_time_s"]
     trained = DistributedDataParallel(model) if world > 1 else model
 
-    data = module.load_data(args.data, "train", args.train_limit)
+    data = module.load_data(args.data, "train", args.train_limit, config)
     generator = torch.Generator().manual_seed(args.seed)
     sampler = DistributedSampler(data, seed=args.seed) if world > 1 else RandomSampler(data, generator=generator)
     loader = DataLoader(data, batch_size=args.batch // world, sampler=sampler, drop_last=True)
@@ -234,7 +235,7 @@ def heldout_loss(stage: str, model: torch.nn.Module, data_dir: str, split: str, 
     """A stage's training loss (and its logs) on the first ``limit`` scenes of ``split``, the mean
     over batches of ``batch`` examples, with torch's generator seeded: a repeatable figure of a checkpoint."""
     module = stage_module(stage)
-    loader = DataLoader(module.load_data(data_dir, split, limit), batch_size=batch, shuffle=False)
+    loader = DataLoader(module.load_data(data_dir, split, limit, model.config), batch_size=batch, shuffle=False)
     device = next(model.parameters()).device
     torch.manual_seed(seed)
     model.eval()

@@ -94,6 +94,13 @@ def test_training_steps_lower_the_loss(tiny_world):
     assert losses[-1] < 0.7 * losses[0] and "acc_relations" in logs
 
 
+def test_the_training_data_follows_the_runs_config(tiny_world):
+    data = graph_diffusion.load_data(str(tiny_world), "train", 0)
+    assert "dual" not in data[0]                     # no dual term: its targets are not computed
+    small = graph_diffusion.load_data(str(tiny_world), "train", 0, graph_diffusion.Config(train_objects=3))
+    assert 0 < len(small) < len(data) and small[0]["cond"]["valid"].shape == (3,)
+
+
 def test_engine_lifts_with_stated_relations_kept(tiny_checkpoints):
     engine = Engine(tiny_checkpoints, device="cpu")
     tsg = _tsg([("cube", ["red"]), ("sphere", ["blue"]), ("cone", [])],
@@ -197,7 +204,7 @@ def test_the_dual_targets_are_the_image_and_text_diffusions_readings_of_the_3dsg
     from sd3core.lift_data import caption_3dsg, lift_examples
     examples = lift_examples(tiny_world, "train", 0)
     assert [ex.scene for ex in examples] == sorted(ex.scene for ex in examples) and examples[-1].scene == 7
-    data = graph_diffusion.load_data(str(tiny_world), "train", 0)
+    data = graph_diffusion.load_data(str(tiny_world), "train", 0, graph_diffusion.Config(dual_weight=1.0))
     ex = next(ex for ex in examples if 0 < len(ex.ids) <= 6)                  # the first one load_data keeps
     engine = Engine()
     cond = graph_features_batched(engine, [caption_3dsg(ex.graph, ex.gold, dict(zip((o.id for o in ex.graph.objects), ex.ids)))])
@@ -214,10 +221,10 @@ def test_the_dual_targets_are_the_image_and_text_diffusions_readings_of_the_3dsg
 
 
 def test_the_dual_term_pulls_object_features_towards_the_image_and_text_diffusions(tiny_world):
-    data = graph_diffusion.load_data(str(tiny_world), "train", 0)
+    config = graph_diffusion.Config(width=32, pair_width=16, layers=1, heads=2, dual_weight=1.0)
+    data = graph_diffusion.load_data(str(tiny_world), "train", 0, config)
     batch = torch.utils.data.default_collate(data[:16])
     torch.manual_seed(0)
-    config = graph_diffusion.Config(width=32, pair_width=16, layers=1, heads=2, dual_weight=1.0)
     model = graph_diffusion.build(config)
     first = graph_diffusion.loss(model, batch)[1]["dual"]
     losses, logs = fit_steps(graph_diffusion, model, batch, steps=30, lr=3e-3)

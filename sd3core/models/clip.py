@@ -149,7 +149,7 @@ def model_config(name: str) -> dict:
 
 def build(config: Config) -> nn.Module:
     """open_clip's model for ``config.model_config``, randomly initialised, with ``.tokenizer`` (a
-    ``WorldTokenizer``) attached; ``model(images, ids)`` returns open_clip's output dict."""
+    ``WorldTokenizer``) and ``.config`` attached; ``model(images, ids)`` returns open_clip's output dict."""
     text_cfg = model_config(config.model_config)["text_cfg"]
     vocab_size, context = text_cfg.get("vocab_size", 49408), text_cfg.get("context_length", 77)
     if FIRST_WORD_ID + len(config.vocab) > vocab_size:
@@ -163,6 +163,7 @@ def build(config: Config) -> nn.Module:
                                        force_preprocess_cfg={"mean": config.image_mean,
                                                              "std": config.image_std})
     model.tokenizer = WorldTokenizer(config.vocab, context)
+    model.config = config
     return model
 
 
@@ -232,21 +233,21 @@ class CaptionPairs(Dataset):
         return {"image": self.images[i], "text": caps[j]}
 
 
-def _default_image_size() -> int:
-    size = model_config(Config.model_config)["vision_cfg"]["image_size"]
+def _image_size(name: str) -> int:
+    size = model_config(name)["vision_cfg"]["image_size"]
     return size[0] if isinstance(size, (tuple, list)) else size
 
 
-def load_data(data_dir: str, split: str, limit: int = 0, size: int = 0,
+def load_data(data_dir: str, split: str, limit: int = 0, config: Config | None = None,
               random_caption: bool = True) -> CaptionPairs:
     """World scenes of ``split`` (the first ``limit``; 0: all) with their captions; images are
-    area-resampled to ``size`` px (0: the default model's side) and kept as uint8 (a quarter of
-    the memory of floats); ``loss`` resizes again if a model wants another side."""
+    area-resampled to the side of ``config``'s model (default: ``Config()``) and kept as uint8 (a
+    quarter of the memory of floats); ``loss`` resizes again if a model wants another side."""
     from ..world.build import load_split
     arrays, records = load_split(data_dir, split, ("rgb",))
     rgb = arrays["rgb"][:limit] if limit else arrays["rgb"]
     records = records[:len(rgb)]
-    size = size or _default_image_size()
+    size = _image_size((config or Config()).model_config)
     images = torch.cat([(to_model_images(rgb[i:i + 1000], size) * 255).round().to(torch.uint8)
                         for i in range(0, len(rgb), 1000)])
     return CaptionPairs(images, [[c["text"] for c in r["captions"]] for r in records], random_caption)
@@ -300,7 +301,7 @@ def evaluate(model: nn.Module, data_dir: str, split: str, limit: int) -> dict:
     """Retrieval over the first caption of each of the first ``limit`` scenes (N pairs: image i with
     caption 0 of scene i) and the mean CLIP score of the true pairs and of shuffled pairs (image i
     with the caption of scene i + 1, mod N)."""
-    data = load_data(data_dir, split, limit, random_caption=False)
+    data = load_data(data_dir, split, limit, model.config, random_caption=False)
     image_emb, text_emb = [], []
     for start in range(0, len(data), EVAL_BATCH):
         stop = min(len(data), start + EVAL_BATCH)

@@ -134,11 +134,13 @@ def targets_from_graphs(vsg: dict, graph3d: dict, max_objects: int) -> dict[str,
     return out
 
 
-def load_data(data_dir: str, split: str, limit: int = 0, max_objects: int = Config.max_objects) -> list[dict]:
-    """World scenes of ``split`` as samples: ``image`` (3, S, S) uint8 plus ``targets_from_graphs``."""
+def load_data(data_dir: str, split: str, limit: int = 0, config: Config | None = None) -> list[dict]:
+    """World scenes of ``split`` as samples: ``image`` (3, S, S) uint8 plus ``targets_from_graphs``
+    for ``config.max_objects`` objects (default: ``Config()``)."""
     from ..world.build import load_split
     arrays, records = load_split(data_dir, split, ("rgb",))
     n = min(limit, len(records)) if limit else len(records)
+    max_objects = (config or Config()).max_objects
     images = torch.from_numpy(np.ascontiguousarray(arrays["rgb"][:n])).permute(0, 3, 1, 2).contiguous()
     return [{"image": images[i], **targets_from_graphs(r["vsg"], r["graph3d"], max_objects)}
             for i, r in enumerate(records[:n])]

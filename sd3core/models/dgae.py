@@ -103,12 +103,13 @@ def build(config: Config) -> DGAE:
     return DGAE(config)
 
 
-def load_data(data_dir: str, split: str, limit: int = 0, train_objects: int = Config.train_objects) -> list[dict]:
+def load_data(data_dir: str, split: str, limit: int = 0, config: Config | None = None) -> list[dict]:
     """The gold 3DSGs of ``split`` (the first ``limit`` scenes, 0: all) as {"cond", "tokens"} padded
-    to ``train_objects`` objects, as the graph diffusion's data."""
+    to ``config.train_objects`` objects (default: ``Config()``), as the graph diffusion's data."""
     from ..world.build import load_split
     _, records = load_split(data_dir, split, ())
-    coding = Config().coding
+    config = config or Config()
+    coding, train_objects = config.coding, config.train_objects
     data = []
     for record in records[:limit] if limit else records:
         gold = SceneGraph.from_dict(record["graph3d"])

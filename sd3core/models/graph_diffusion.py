@@ -341,20 +341,24 @@ def lift(model: GraphDiffusion, graphs: list[SceneGraph], steps: int,
     return tokens_to_graphs(graphs, sample(model, cond, steps, generator, temperature), coding)
 
 
-def load_data(data_dir: str, split: str, limit: int = 0, train_objects: int = Config.train_objects) -> list[dict]:
+def load_data(data_dir: str, split: str, limit: int = 0, config: Config | None = None) -> list[dict]:
     """Training examples of ``split`` (``lift_data.lift_examples``: each caption's gold TSG and the
     detector's VSG of each scene, with the gold 3DSG of their objects) as padded tensors:
-    {"cond": ``pad_condition``, "tokens": ``graph_tokens.graph_to_tokens`` padded to ``train_objects``,
-    "dual": the dual term's targets (``generation_data.dual_targets``)}."""
+    {"cond": ``pad_condition``, "tokens": ``graph_tokens.graph_to_tokens`` padded to
+    ``config.train_objects``}, and when ``config.dual_weight`` > 0 "dual": the dual term's targets
+    (``generation_data.dual_targets``). ``config`` defaults to ``Config()``."""
     from ..generation_data import dual_targets, split_size
     from ..lift_data import lift_examples
-    coding = Config().coding
+    config = config or Config()
+    coding, train_objects = config.coding, config.train_objects
     n = limit or split_size(data_dir, split)
     examples = [ex for ex in lift_examples(data_dir, split, n) if 0 < len(ex.ids) <= train_objects]
-    dual = dual_targets(data_dir, split, n, examples)
-    return [{"cond": pad_condition(condition(ex.graph, coding, train_objects), train_objects),
-             "tokens": pad_tokens(graph_to_tokens(ex.gold, ex.ids, coding), train_objects), "dual": target}
-            for ex, target in zip(examples, dual)]
+    data = [{"cond": pad_condition(condition(ex.graph, coding, train_objects), train_objects),
+             "tokens": pad_tokens(graph_to_tokens(ex.gold, ex.ids, coding), train_objects)} for ex in examples]
+    if config.dual_weight > 0:
+        for sample, target in zip(data, dual_targets(data_dir, split, n, examples)):
+            sample["dual"] = target
+    return data
 
 
 @torch.no_grad()

@@ -211,8 +211,9 @@ class Examples(torch.utils.data.Dataset):
                          "identity": c["identity"][i]}}
 
 
-def load_data(data_dir: str, split: str, limit: int = 0) -> Examples:
-    """Every aligned caption of the first ``limit`` scenes (0: all) of ``split`` with its image's tokens."""
+def load_data(data_dir: str, split: str, limit: int = 0, config: Config | None = None) -> Examples:
+    """Every aligned caption of the first ``limit`` scenes (0: all) of ``split`` with its image's tokens
+    (the same for every ``config``)."""
     from ..generation_data import caption_examples, image_tokens, split_size
     n = limit or split_size(data_dir, split)
     return Examples(image_tokens(data_dir, split, n), caption_examples(data_dir, split, n))

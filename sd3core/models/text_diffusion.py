@@ -255,9 +255,9 @@ class Examples(torch.utils.data.Dataset):
                          "identity": sc["identity"][s], "relations": sc["relations"][s]}}
 
 
-def load_data(data_dir: str, split: str, limit: int = 0) -> Examples:
+def load_data(data_dir: str, split: str, limit: int = 0, config: Config | None = None) -> Examples:
     """Every caption of the first ``limit`` scenes (0: all) of ``split``, with its image's tokens,
-    its gold 3DSG's features and its words with object slots."""
+    its gold 3DSG's features and its words with object slots (the same for every ``config``)."""
     from ..generation_data import image_tokens, scene_examples, split_size
     from ..graph import SceneGraph
     from ..referring import slot_caption

@@ -142,13 +142,14 @@ def object_cover(mask: np.ndarray, size: int) -> torch.Tensor:
     return grown if grown.shape[-1] == size else F.interpolate(grown, size=(size, size), mode="area")
 
 
-def load_data(data_dir: str, split: str, limit: int = 0, size: int = Config.image_size):
-    """World scenes of ``split`` as {"image": (3, size, size) float in [0, 1], "objects": (1, size,
-    size) float in [0, 1] (``object_cover``)} samples."""
+def load_data(data_dir: str, split: str, limit: int = 0, config: Config | None = None):
+    """World scenes of ``split`` as {"image": (3, S, S) float in [0, 1], "objects": (1, S, S) float
+    in [0, 1] (``object_cover``)} samples; S is ``config.image_size`` (default: ``Config()``)."""
     from ..images import to_model_images
     from ..world.build import load_split
     arrays, _ = load_split(data_dir, split, ("rgb", "mask"))
     n = min(limit, len(arrays["rgb"])) if limit else len(arrays["rgb"])
+    size = (config or Config()).image_size
     chunks = range(0, n, 1000)
     images = torch.cat([to_model_images(arrays["rgb"][i:min(n, i + 1000)], size) for i in chunks])
     cover = torch.cat([object_cover(arrays["mask"][i:min(n, i + 1000)], size) for i in chunks])
@@ -176,7 +177,7 @@ def psnr_db(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def evaluate(model: VQVAE, data_dir: str, split: str, limit: int) -> dict:
     """Mean PSNR of reconstructions through the token grid, and the share of codes in use."""
-    data = load_data(data_dir, split, limit)
+    data = load_data(data_dir, split, limit, model.config)
     device = next(model.parameters()).device
     psnrs, used = [], torch.zeros(model.fsq.codebook_size, dtype=torch.bool)
     for start in range(0, len(data), 64):
