@@ -109,9 +109,11 @@ def test_coordination(text, expected):
     ("white railing next to the stairs", ("railing", "next to", "stair")),  # -ing noun
     ("The tip of the pencil is under the book.", ("pencil", "under", "book")),  # part of a thing
     ("a dog lying on the rug with a ball next to it.", ("ball", "next to", "dog")),  # "with .. it"
+    ("a bench with snow under it", ("snow", "under", "bench")),  # "under it" hung on the bench
 ])
 def test_caption_slips_and_constructions(text, expected):
     assert expected in triples(parse_text(text))
+    assert expected[0] == expected[2] or tuple(reversed(expected)) not in triples(parse_text(text))
 
 
 def test_shallow_reading_is_for_fragments_only():

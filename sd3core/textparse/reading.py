@@ -215,9 +215,20 @@ def _read_preposition(prep: Token, obj: Token, reading: Reading) -> None:
         pairs = list(zip(subjects, subjects[1:]))  # "A and B are next to each other"
     else:
         objects = [t for t in (mention_token(c, reading.mentions) for c in _conjuncts(obj)) if t]
+        subjects = _held_with(subjects, prep, obj, reading.mentions)
         pairs = [(s, o) for s in subjects for o in objects]
         _refer_to_owner(obj, subjects, reading)
     reading.links += [Link(s.i, predicate, o.i, phrase) for s, o in pairs]
+
+
+def _held_with(subjects: list[Token], prep: Token, pronoun: Token, mentions: dict) -> list[Token]:
+    """In "A with B PREP it" whose "PREP it" the parser hung on A ("a bench with snow UNDER IT"),
+    the relation is B's; ``_refer_to_owner`` then makes "it" A. Other ``subjects`` are kept."""
+    if pronoun.lower_ not in lx.REFERRING_PRONOUNS or len(subjects) != 1:
+        return subjects
+    held = [mention_token(c, mentions) for w in subjects[0].children if w.lower_ == "with" and w.i < prep.i
+            for c in w.children if c.dep_ == "pobj"]
+    return held if len(held) == 1 and held[0] is not None else subjects
 
 
 def _refer_to_owner(pronoun: Token, subjects: list[Token], reading: Reading) -> None:
