@@ -146,7 +146,9 @@ def sets_agreeing_with_positions(labels: list[str], tokens: dict[str, torch.Tens
     so a stacking set is what the positions say once it is drawn.
     """
     n = len(labels)
-    value = {f: [coding.from_bin(f, int(tokens[f][i])) for i in range(n)] for f in OBJECT_FIELDS}
+    # the millimetres ``tokens_to_3dsg`` rounds to, so that a pair a whole number of bins from a
+    # threshold apart ("in front of": 0.40 m deep) is read as the 3DSG will read
+    value = {f: [round(coding.from_bin(f, int(tokens[f][i])), 3) for i in range(n)] for f in OBJECT_FIELDS}
     standing = [SGObject(i, labels[i], (), None, (value["x"][i], value["height"][i] / 2, value["z"][i]),
                          tuple(value[f][i] for f in SIZE_FIELDS)) for i in range(n)]
     on_ground: dict[tuple[int, int], set] = {}
