@@ -4,8 +4,9 @@ Run: .venv/bin/python bench/generation.py [--repeats 10]. Prints markdown tables
 latency of ``Engine.text_to_image`` (parse, lift, image diffusion, VQ decode) for 1 and 4 images,
 and of ``Engine.image_to_text`` (detect, lift, VQ encode, text diffusion, verify) for one caption,
 each call on the next of the first 20 test renders (at least 20 calls; a render whose first
-candidates fail gets a second round), at the default settings; and the image diffusion alone at several step counts, as
-ratios to the default.
+candidates fail gets a second round), at the default settings, with the models computing in float32
+and in bfloat16 (``pipeline.pick_precision``: the default on CUDA and on CPUs with native bfloat16);
+and the image diffusion alone at several step counts, as ratios to the default, in the default precision.
 Aims from the ST2I/SI2T issue: text -> one image <= 1.5 s, image -> one caption <= 1.0 s.
 """
 import argparse
@@ -19,21 +20,26 @@ import torch  # noqa: E402
 from timing import RENDERS, SENTENCE as TEXT, latency_row, render_cycle, repeat_times  # noqa: E402
 
 from sd3core.models.image_diffusion import DEFAULT_STEPS  # noqa: E402
-from sd3core.pipeline import Engine  # noqa: E402
+from sd3core.pipeline import Engine, pick_device, pick_precision  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=10)
     args = parser.parse_args()
+    default = pick_precision(pick_device())
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {pick_device()}, "
+          f"default precision {str(default)[6:]}\n")
+    print("| end to end, default settings | precision | median ms | p95 ms |\n|---|---|---|---|")
+    for precision in (torch.float32, torch.bfloat16):
+        engine, renders, name = Engine(precision=precision), render_cycle("test"), str(precision)[6:]
+        name += " (default)" if precision == default else ""
+        print(latency_row(f"text -> 1 image | {name}", repeat_times(lambda: engine.text_to_image(TEXT, 1), args.repeats)))
+        print(latency_row(f"text -> 4 images (one batch) | {name}",
+                          repeat_times(lambda: engine.text_to_image(TEXT, 4), args.repeats)))
+        print(latency_row(f"image -> 1 caption ({RENDERS} renders in turn) | {name}",
+                          repeat_times(lambda: engine.image_to_text(next(renders), 1), max(args.repeats, RENDERS))))
     engine = Engine()
-    renders = render_cycle("test")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {engine.device}\n")
-    print("| end to end, default settings | median ms | p95 ms |\n|---|---|---|")
-    print(latency_row("text -> 1 image", repeat_times(lambda: engine.text_to_image(TEXT, 1), args.repeats)))
-    print(latency_row("text -> 4 images (one batch)", repeat_times(lambda: engine.text_to_image(TEXT, 4), args.repeats)))
-    print(latency_row(f"image -> 1 caption ({RENDERS} renders in turn)",
-                      repeat_times(lambda: engine.image_to_text(next(renders), 1), max(args.repeats, RENDERS))))
     graph3d = engine.text_to_image(TEXT, 1)["graph3d"]
     print("\n| image diffusion alone, 1 image | median ms | p95 ms | vs default |\n|---|---|---|---|")
     base = None

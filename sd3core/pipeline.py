@@ -38,6 +38,19 @@ def pick_device() -> torch.device:
     return torch.device("cpu")
 
 
+def pick_precision(device: torch.device) -> torch.dtype:
+    """The dtype the Engine's models compute in (their weights stay float32; autocast runs the
+    matrix products and convolutions in it): ``SD3_PRECISION`` ("float32" or "bfloat16") if set,
+    else bfloat16 on CUDA and on CPUs with native bfloat16 arithmetic (AVX512-BF16), float32 elsewhere."""
+    raw = os.environ.get("SD3_PRECISION")
+    if raw:
+        if raw not in ("float32", "bfloat16"):
+            raise ValueError(f"SD3_PRECISION: got {raw!r}, expected 'float32' or 'bfloat16'")
+        return getattr(torch, raw)
+    native = device.type == "cuda" or (device.type == "cpu" and torch.cpu._is_avx512_bf16_supported())
+    return torch.bfloat16 if native else torch.float32
+
+
 def check_image(image: np.ndarray) -> np.ndarray:
     """Return ``image`` as (H, W, 3) uint8, or raise ValueError saying what was expected."""
     if not isinstance(image, np.ndarray):
@@ -79,15 +92,20 @@ def _image_key(image: np.ndarray) -> tuple:
 
 
 class Engine:
-    """One per process. Models load on first use from ``checkpoint_dir`` (sha256-verified).
+    """One per process. Models load on first use from ``checkpoint_dir`` (sha256-verified) and
+    compute in ``precision`` (default: ``pick_precision``).
 
     The encodings the diffusions are conditioned on (3DSG features, caption embeddings, an image's
     VQ tokens) are kept for the last ``CONDITION_CACHE_SIZE`` inputs, so regenerating from the same
     graphs (new seed, more samples) runs only the diffusion."""
 
-    def __init__(self, checkpoint_dir: str | Path = CHECKPOINT_DIR, device: str | torch.device | None = None):
+    def __init__(self, checkpoint_dir: str | Path = CHECKPOINT_DIR, device: str | torch.device | None = None,
+                 precision: torch.dtype | None = None):
         self.checkpoint_dir = Path(checkpoint_dir)
         self.device = torch.device(device) if device is not None else pick_device()
+        self.precision = precision or pick_precision(self.device)
+        if self.precision not in (torch.float32, torch.bfloat16):
+            raise ValueError(f"precision: got {self.precision}, expected torch.float32 or torch.bfloat16")
         set_threads()
         self._models: dict[str, torch.nn.Module] = {}
         self._conditions: OrderedDict = OrderedDict()
@@ -124,7 +142,9 @@ class Engine:
         return value
 
     def _autocast(self):
-        return torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else nullcontext()
+        if self.precision == torch.float32:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.precision)
 
     def _batch(self, images: list[np.ndarray], size: int) -> torch.Tensor:
         """Checked (H, W, 3) uint8 images → (B, 3, size, size) float batch on the device."""

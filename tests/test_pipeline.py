@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from sd3core.pipeline import Engine, check_image, pick_device
+from sd3core.pipeline import Engine, check_image, pick_device, pick_precision
 from sd3core.world.build import read_split
 
 
@@ -15,8 +15,24 @@ def test_device_override(monkeypatch):
     assert pick_device() == torch.device("cpu")
 
 
-def test_tokenize_then_detokenize_round_trip(tiny_checkpoints, tiny_world):
-    engine = Engine(tiny_checkpoints, device="cpu")
+def test_precision_override_and_defaults(monkeypatch):
+    monkeypatch.setenv("SD3_PRECISION", "float32")
+    assert pick_precision(torch.device("cuda")) == torch.float32
+    monkeypatch.setenv("SD3_PRECISION", "bfloat16")
+    assert pick_precision(torch.device("cpu")) == torch.bfloat16
+    monkeypatch.setenv("SD3_PRECISION", "half")
+    with pytest.raises(ValueError, match="SD3_PRECISION: got 'half'"):
+        pick_precision(torch.device("cpu"))
+    monkeypatch.delenv("SD3_PRECISION")
+    assert pick_precision(torch.device("cuda")) == torch.bfloat16
+    assert pick_precision(torch.device("cpu")) == (torch.bfloat16 if torch.cpu._is_avx512_bf16_supported() else torch.float32)
+    with pytest.raises(ValueError, match="precision: got torch.float16"):
+        Engine(device="cpu", precision=torch.float16)
+
+
+@pytest.mark.parametrize("precision", [torch.float32, torch.bfloat16])
+def test_tokenize_then_detokenize_round_trip(precision, tiny_checkpoints, tiny_world):
+    engine = Engine(tiny_checkpoints, device="cpu", precision=precision)
     images = [e["rgb"] for e in read_split(tiny_world, "test")][:2]
     tokens = engine.tokenize(images)
     assert tokens.shape == (2, 8, 8) and tokens.dtype == torch.int64
