@@ -47,7 +47,9 @@ def pick_precision(device: torch.device) -> torch.dtype:
         if raw not in ("float32", "bfloat16"):
             raise ValueError(f"SD3_PRECISION: got {raw!r}, expected 'float32' or 'bfloat16'")
         return getattr(torch, raw)
-    native = device.type == "cuda" or (device.type == "cpu" and torch.cpu._is_avx512_bf16_supported())
+    # torch asks the CPU through a private function; without it, assume no native bfloat16
+    cpu_bf16 = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    native = device.type == "cuda" or (device.type == "cpu" and cpu_bf16())
     return torch.bfloat16 if native else torch.float32
 
 

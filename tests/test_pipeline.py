@@ -26,6 +26,8 @@ def test_precision_override_and_defaults(monkeypatch):
     monkeypatch.delenv("SD3_PRECISION")
     assert pick_precision(torch.device("cuda")) == torch.bfloat16
     assert pick_precision(torch.device("cpu")) == (torch.bfloat16 if torch.cpu._is_avx512_bf16_supported() else torch.float32)
+    monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported")   # a torch without the private probe
+    assert pick_precision(torch.device("cpu")) == torch.float32
     with pytest.raises(ValueError, match="precision: got torch.float16"):
         Engine(device="cpu", precision=torch.float16)
 
