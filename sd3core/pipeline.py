@@ -105,7 +105,7 @@ class Engine:
                  precision: torch.dtype | None = None):
         self.checkpoint_dir = Path(checkpoint_dir)
         self.device = torch.device(device) if device is not None else pick_device()
-        self.precision = precision or pick_precision(self.device)
+        self.precision = precision if precision is not None else pick_precision(self.device)
         if self.precision not in (torch.float32, torch.bfloat16):
             raise ValueError(f"precision: got {self.precision}, expected torch.float32 or torch.bfloat16")
         set_threads()

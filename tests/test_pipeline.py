@@ -25,9 +25,13 @@ def test_precision_override_and_defaults(monkeypatch):
         pick_precision(torch.device("cpu"))
     monkeypatch.delenv("SD3_PRECISION")
     assert pick_precision(torch.device("cuda")) == torch.bfloat16
-    assert pick_precision(torch.device("cpu")) == (torch.bfloat16 if torch.cpu._is_avx512_bf16_supported() else torch.float32)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
+    assert pick_precision(torch.device("cpu")) == torch.bfloat16
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    assert pick_precision(torch.device("cpu")) == torch.float32
     monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported")   # a torch without the private probe
     assert pick_precision(torch.device("cpu")) == torch.float32
+    assert Engine(device="cpu", precision=torch.float32).precision == torch.float32
     with pytest.raises(ValueError, match="precision: got torch.float16"):
         Engine(device="cpu", precision=torch.float16)
 
