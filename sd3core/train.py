@@ -67,6 +67,8 @@ class TrainArgs:
     config: str = ""                  # JSON object of model Config values to override, e.g. '{"dual_weight": 1}'
     init: str = ""                    # start from this shipped checkpoint's weights (e.g. graph_diffusion.pt;
                                       # its config, then --config); parameters it lacks start fresh
+    precision: str = "float32"        # or "bfloat16": forward pass and loss under autocast (weights,
+                                      # optimiser and the final evaluation stay float32)
 
 
 def stage_module(stage: str):
@@ -122,6 +124,8 @@ def _batches(loader: DataLoader, sampler):
 def train(args: TrainArgs, config_overrides: dict | None = None, command: str | None = None) -> dict:
     """Run (or resume) a stage's training; returns its final held-out metrics (rank 0)."""
     module = stage_module(args.stage)
+    if args.precision not in ("float32", "bfloat16"):
+        raise ValueError(f"--precision: got {args.precision!r}, expected 'float32' or 'bfloat16'")
     if hasattr(module, "fit"):
         return _fit(module, args, command)
     rank, world = _distributed()
@@ -167,7 +171,8 @@ def train(args: TrainArgs, config_overrides: dict | None = None, command: str | 
         batch = _to_device(next(batches), device)
         for group in optimiser.param_groups:
             group["lr"] = _lr_at(step, args)
-        loss, logs = module.loss(trained, batch)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.precision == "bfloat16"):
+            loss, logs = module.loss(trained, batch)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -192,7 +197,7 @@ def train(args: TrainArgs, config_overrides: dict | None = None, command: str | 
         metrics = module.evaluate(model, args.data, args.eval_split, args.eval_limit)
         command = command or _launch(world) + " -m sd3core train " + shlex.join(sys.argv[2:])
         _ship(args, config, model, metrics, len(data), command,
-              {"seed": args.seed, "steps": step, "batch": args.batch, "processes": world,
+              {"seed": args.seed, "steps": step, "batch": args.batch, "processes": world, "precision": args.precision,
                "wall_time_s": round(time.time() - start, 1),
                **({"init": {"file": args.init, **init}} if args.init else {})})
         log.write(f"final {metrics}\n")

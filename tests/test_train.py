@@ -38,6 +38,17 @@ def test_single_process_training_ships_a_verified_checkpoint(tiny_world, tmp_pat
     assert [line.split()[1] for line in log if line.startswith("step")] == ["1", "2", "3"]
 
 
+def test_bfloat16_training_lowers_the_loss_and_is_recorded(tiny_world, tmp_path):
+    args = replace(_args(tiny_world, tmp_path, steps=6), precision="bfloat16", lr=3e-3)
+    train(args, command="test command")
+    log = (tmp_path / "runs" / "vqvae" / "train.log").read_text().splitlines()
+    losses = [float(line.split("loss=")[1].split()[0]) for line in log if line.startswith("step")]
+    assert len(losses) == 6 and losses[-1] < losses[0]
+    assert read_manifest(tmp_path / "ckpt")["vqvae.pt"]["precision"] == "bfloat16"
+    with pytest.raises(ValueError, match="--precision: got 'half'"):
+        train(replace(args, precision="half"))
+
+
 def test_a_run_from_a_shipped_checkpoint_records_what_it_started_from(tiny_world, tmp_path):
     args = replace(_args(tiny_world, tmp_path, steps=1), init="vqvae.pt")
     train(args, command="test command")
