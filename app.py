@@ -2,7 +2,7 @@
 
 Settings come from the environment (``demo/hosting.py``): GRADIO_SERVER_NAME, GRADIO_SERVER_PORT,
 SD3_CONCURRENCY, SD3_QUEUE_SIZE, SD3_MAX_UPLOAD, GRADIO_EXAMPLES_CACHE; SD3_DEVICE picks the device, SD3_THREADS the
-CPU threads.
+CPU threads, SD3_PRECISION the models' precision (float32 or bfloat16; ``sd3core.pipeline.pick_precision``).
 """
 import os
 
