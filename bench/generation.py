@@ -29,10 +29,10 @@ def main() -> None:
     args = parser.parse_args()
     default = pick_precision(pick_device())
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {pick_device()}, "
-          f"default precision {str(default)[6:]}\n")
+          f"default precision {str(default).removeprefix('torch.')}\n")
     print("| end to end, default settings | precision | median ms | p95 ms |\n|---|---|---|---|")
     for precision in (torch.float32, torch.bfloat16):
-        engine, renders, name = Engine(precision=precision), render_cycle("test"), str(precision)[6:]
+        engine, renders, name = Engine(precision=precision), render_cycle("test"), str(precision).removeprefix('torch.')
         name += " (default)" if precision == default else ""
         print(latency_row(f"text -> 1 image | {name}", repeat_times(lambda: engine.text_to_image(TEXT, 1), args.repeats)))
         print(latency_row(f"text -> 4 images (one batch) | {name}",

@@ -41,7 +41,7 @@ def main() -> None:
                                                args.repeats))
     print(f"{args.limit} {args.split} scenes per row (same seeds); latency of one image / one caption as a "
           f"ratio to the defaults, {image_default} / {text_default} steps ({1000 * base_image:.0f} ms / "
-          f"{1000 * base_text:.0f} ms here, {str(engine.precision)[6:]})\n")
+          f"{1000 * base_text:.0f} ms here, {str(engine.precision).removeprefix('torch.')})\n")
     print("| steps | spatial acc. | object recall | rel. correct | CIDEr | image latency | caption latency |")
     print("|---|---|---|---|---|---|---|")
     for steps in args.steps:
