@@ -7,7 +7,9 @@ A stage is a module of ``sd3core.models`` that provides, as plain functions:
 - ``load_data(data_dir, split, limit, config) -> torch.utils.data.Dataset`` of dict samples shaped
   for the run's ``config`` (e.g. its padding, its image side, whether it has a dual term);
 - ``loss(model, batch) -> (loss, {name: float})``;
-- ``evaluate(model, data_dir, split, limit) -> {metric: float}`` on held-out data.
+- ``evaluate(model, data_dir, split, limit) -> {metric: float}`` on held-out data;
+- optionally ``checkpoints_read(config) -> tuple of file names``: shipped checkpoints the run reads
+  (the manifest entry records their sha256 under "reads").
 
 A count model (``caption_grammar``) provides ``fit(data_dir, split, limit) -> nn.Module`` instead of
 ``load_data`` and ``loss``: it is fitted in one pass over the training split, no optimiser.
@@ -29,7 +31,7 @@ import os
 import shlex
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
@@ -66,7 +68,8 @@ class TrainArgs:
     threads: int = 0                  # torch threads per process (0: cores / processes)
     config: str = ""                  # JSON object of model Config values to override, e.g. '{"dual_weight": 1}'
     init: str = ""                    # start from this shipped checkpoint's weights (e.g. graph_diffusion.pt;
-                                      # its config, then --config); parameters it lacks start fresh
+                                      # its config, then --config); parameters it lacks, or has in
+                                      # another shape, start fresh
     precision: str = "float32"        # or "bfloat16": forward pass and loss under autocast (weights,
                                       # optimiser and the final evaluation stay float32)
 
@@ -112,6 +115,21 @@ def _to_device(batch, device: torch.device):
     return batch.to(device) if torch.is_tensor(batch) else batch
 
 
+def _start_from(model: torch.nn.Module, weights: dict, name: str, stage: str, report: bool) -> None:
+    """Load the ``weights`` of checkpoint ``name`` that fit ``model`` (same name and shape); the
+    model's other parameters start fresh (a grown decoder, a new head). Raises ValueError when none fit."""
+    own = model.state_dict()
+    fitting = {k: v for k, v in weights.items() if k in own and own[k].shape == v.shape}
+    if not fitting:
+        raise ValueError(f"--init {name}: none of its weights fit the {stage} model")
+    model.load_state_dict(fitting, strict=False)
+    if report:
+        fresh = [k for k in own if k not in fitting]
+        dropped = [k for k in weights if k not in fitting]
+        print(f"started from {name}; new parameters: {', '.join(fresh) or 'none'}; "
+              f"its weights left out: {', '.join(dropped) or 'none'}", file=sys.stderr)
+
+
 def _batches(loader: DataLoader, sampler):
     epoch = 0
     while True:
@@ -140,14 +158,14 @@ def train(args: TrainArgs, config_overrides: dict | None = None, command: str | 
     # what --init started from (read before this run replaces its manifest entry)
     init = {k: read_manifest()[args.init][k] for k in ("sha256", "command")} if args.init else {}
     overrides = {**base["config"], **(json.loads(args.config) if args.config else {}), **(config_overrides or {})}
+    unknown = sorted(set(overrides) - {f.name for f in fields(module.Config)})
+    if unknown:
+        source = f"--init {args.init} or --config" if args.init else "--config"
+        raise ValueError(f"{source}: {', '.join(unknown)} not among the {args.stage} model's config values")
     config = module.Config(**overrides)
     model = module.build(config).to(device)
     if args.init:
-        missing, unexpected = model.load_state_dict(base["state_dict"], strict=False)
-        if unexpected:
-            raise ValueError(f"--init {args.init}: weights {unexpected[:3]} do not fit the {args.stage} model")
-        if rank == 0:
-            print(f"started from {args.init}; new parameters: {', '.join(missing) or 'none'}", file=sys.stderr)
+        _start_from(model, base["state_dict"], args.init, args.stage, rank == 0)
     optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     step, wall = 0, 0.0
     resume = run_dir / "last.pt"
@@ -211,12 +229,15 @@ def _ship(args: TrainArgs, config, model: torch.nn.Module, metrics: dict, n: int
     """Write ``out_dir/STAGE.pt`` and its manifest entry: the command, the data (``n`` training
     scenes), what ``run`` says of the run, the held-out ``metrics`` and the model's ``config``."""
     name = f"{args.stage}.pt"
+    read = getattr(stage_module(args.stage), "checkpoints_read", lambda config: ())(config)
+    shipped = read_manifest() if read else {}     # read before this run's entry is written
     save_checkpoint(Path(args.out_dir) / name, asdict(config), model.state_dict())
     record_checkpoint(name, {
         "command": command,
         "data": {"dir": args.data, "split": "train", "first_seed": SPLIT_SEEDS["train"],
                  "n": n, "eval_split": args.eval_split, "eval_n": args.eval_limit},
-        **run, "metrics": metrics, "config": asdict(config)}, args.out_dir)
+        **run, **({"reads": {f: shipped[f]["sha256"] for f in read}} if read else {}),
+        "metrics": metrics, "config": asdict(config)}, args.out_dir)
 
 
 def _fit(module, args: TrainArgs, command: str | None) -> dict:

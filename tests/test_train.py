@@ -55,7 +55,33 @@ def test_a_run_from_a_shipped_checkpoint_records_what_it_started_from(tiny_world
     shipped = read_manifest()["vqvae.pt"]
     entry = read_manifest(tmp_path / "ckpt")["vqvae.pt"]
     assert entry["init"] == {"file": "vqvae.pt", "sha256": shipped["sha256"], "command": shipped["command"]}
-    assert entry["config"] == shipped["config"]   # the shipped model's size, not the default Config
+    # the shipped model's size, not the default Config
+    assert {k: entry["config"][k] for k in shipped["config"]} == shipped["config"]
+
+
+def test_a_decoder_only_run_keeps_the_codes_grows_the_decoder_and_records_what_it_read(tiny_world, tmp_path):
+    config = {"frozen_encoder": True, "decoder_channels": [16, 32, 32], "reader_weight": 1.0}
+    args = replace(_args(tiny_world, tmp_path, steps=2), init="vqvae.pt", config=json.dumps(config), lr=1e-2)
+    train(args, command="test command")
+    entry = read_manifest(tmp_path / "ckpt")["vqvae.pt"]
+    assert entry["reads"] == {"detector.pt": read_manifest()["detector.pt"]["sha256"]}
+    models = []
+    for directory in (tmp_path / "ckpt", None):
+        state = load_checkpoint("vqvae.pt", directory) if directory else load_checkpoint("vqvae.pt")
+        models.append(vqvae.build(vqvae.Config(**state["config"])))
+        models[-1].load_state_dict(state["state_dict"])
+    retrained, shipped = models
+    images = torch.stack([d["image"] for d in vqvae.load_data(str(tiny_world), "test")])
+    assert torch.equal(retrained.tokenize(images), shipped.tokenize(images))
+    assert retrained.decoder[0].out_channels == 32 != shipped.decoder[0].out_channels
+    assert retrained.detokenize(retrained.tokenize(images)).shape == images.shape
+
+
+def test_init_from_another_stages_checkpoint_is_refused(tiny_world, tmp_path):
+    with pytest.raises(ValueError, match=r"--init clip.pt or --config: .*model_config.* not among the vqvae model's"):
+        train(replace(_args(tiny_world, tmp_path, steps=1), init="clip.pt"))
+    with pytest.raises(ValueError, match="--config: widths not among"):
+        train(replace(_args(tiny_world, tmp_path, steps=1), config='{"widths": [8]}'))
 
 
 def test_corrupt_or_missing_checkpoint_names_file_and_command(tiny_world, tmp_path):

@@ -1,5 +1,6 @@
 """The image tokenizer: object pixels (from the instance masks) weigh more than background in its loss,
-and its config deepens each stage without changing the token grid."""
+its config deepens each stage without changing the token grid, and its perceptual loss reads images
+through the shipped detector."""
 import numpy as np
 import pytest
 import torch
@@ -16,6 +17,7 @@ class FixedReconstruction(nn.Module):
     def __init__(self, recon: torch.Tensor):
         super().__init__()
         self.recon = recon
+        self.config = vqvae.Config()
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.recon
@@ -66,3 +68,26 @@ def test_blocks_deepen_each_stage_without_changing_the_token_grid():
     assert deep(images).shape == images.shape
     with pytest.raises(ValueError, match="one count per stage"):
         vqvae.build(vqvae.Config(channels=(8, 16, 16), blocks=(1, 2)))
+
+
+def test_a_decoder_of_another_size_keeps_the_grid_and_must_match_the_stages():
+    wide = vqvae.build(vqvae.Config(channels=(8, 16, 16), decoder_channels=(16, 32, 32), decoder_blocks=(2, 2, 2)))
+    images = torch.rand(2, 3, 64, 64)
+    assert wide.tokenize(images).shape == (2, 8, 8) and wide(images).shape == images.shape
+    with pytest.raises(ValueError, match="one value per stage"):
+        vqvae.build(vqvae.Config(channels=(8, 16, 16), decoder_channels=(16, 32)))
+
+
+def test_the_reader_loss_is_smaller_for_a_closer_reconstruction_and_trains_only_the_decoder(tiny_world):
+    data = vqvae.load_data(str(tiny_world), "train", limit=2, config=vqvae.Config(reader_weight=1.0))
+    render = torch.stack([d["render"] for d in data])
+    assert render.dtype == torch.uint8 and render.shape == (2, 3, 128, 128)
+    close = torch.stack([d["image"] for d in data])
+    assert vqvae.reader_loss(close, render) < 0.5 * vqvae.reader_loss(torch.full_like(close, 0.5), render)
+    model = vqvae.build(vqvae.Config(channels=(8, 16, 16), frozen_encoder=True, reader_weight=1.0))
+    batch = {k: torch.stack([d[k] for d in data]) for k in data[0]}
+    total, logs = vqvae.loss(model, batch)
+    total.backward()
+    assert logs["reader"] > 0 and all(p.grad is None for p in model.encoder.parameters())
+    assert all(p.grad is not None for p in model.decoder.parameters())
+    assert not any(p.requires_grad for p in vqvae.shipped_reader().parameters())

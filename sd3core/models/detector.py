@@ -92,12 +92,17 @@ class Detector(nn.Module):
         """Cells per side of the output grid."""
         return self.config.image_size // STRIDE
 
-    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        """(B, 3, S, S) float images in [0, 1] -> {head: (B, HEADS[head], G, G)} raw outputs."""
+    def stage_features(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """(B, 3, S, S) float images in [0, 1] -> each stage's output, (B, widths[i], S / 2**(i+1), ...)."""
         x, feats = (images * 2 - 1).contiguous(memory_format=torch.channels_last), []
         for stage in self.stages:
             x = stage(x)
             feats.append(x)
+        return feats
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """(B, 3, S, S) float images in [0, 1] -> {head: (B, HEADS[head], G, G)} raw outputs."""
+        feats = self.stage_features(images)
         top = self.laterals[-1](feats[-1])
         for i in reversed(range(len(self.laterals) - 1)):
             top = F.interpolate(top, scale_factor=2.0, mode="nearest") + self.laterals[i](feats[i + 1])

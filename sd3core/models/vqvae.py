@@ -10,10 +10,17 @@ The reconstruction loss weighs each pixel by ``1 + OBJECT_WEIGHT * o``, ``o`` th
 that objects cover (their instance masks, grown by a pixel so that outlines count): sky and ground
 fill most of an image, and an unweighted loss lets the codes spend themselves there while small
 objects blur beyond recognition.
+
+A run can retrain the decoder alone (``frozen_encoder``, started with ``--init vqvae.pt``): the codes
+of every image stay as they were, so the image diffusion trained on them still fits, while the
+decoder may grow (``decoder_channels``, ``decoder_blocks``) and learn with a perceptual loss,
+``reader_loss``: how far the shipped detector's features of the reconstruction lie from those of the
+render, the way LPIPS uses a trained network's features.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -29,6 +36,11 @@ class Config:
     channels: tuple[int, ...] = (32, 64, 128)          # feature width after each stride-2 stage
     blocks: tuple[int, ...] = (1, 1, 1)                # residual blocks per stage, encoder and decoder
     levels: tuple[int, ...] = (8, 5, 5, 5)             # FSQ levels per latent channel
+    decoder_channels: tuple[int, ...] = ()             # the decoder's widths, stage by stage as ``channels``
+                                                       # (empty: ``channels``)
+    decoder_blocks: tuple[int, ...] = ()               # the decoder's blocks per stage (empty: ``blocks``)
+    frozen_encoder: bool = False                       # training: only the decoder learns, the codes stay
+    reader_weight: float = 0.0                         # training: weight of ``reader_loss`` (0: not computed)
 
 
 class ResBlock(nn.Module):
@@ -94,6 +106,10 @@ class VQVAE(nn.Module):
         c, blocks = config.channels, config.blocks
         if len(blocks) != len(c):
             raise ValueError(f"blocks {blocks} must give one count per stage of channels {c}")
+        dc, dblocks = config.decoder_channels or c, config.decoder_blocks or blocks
+        if len(dc) != len(c) or len(dblocks) != len(c):
+            raise ValueError(f"decoder_channels {dc} and decoder_blocks {dblocks} must give one value per "
+                             f"stage of channels {c}")
         down = [nn.Conv2d(3, c[0], 4, stride=2, padding=1)]
         for i in range(len(c)):
             down += [ResBlock(c[i]) for _ in range(blocks[i])]
@@ -101,14 +117,15 @@ class VQVAE(nn.Module):
                 down += [nn.Conv2d(c[i], c[i + 1], 4, stride=2, padding=1)]
         self.encoder = nn.Sequential(*down, nn.GroupNorm(8, c[-1]), nn.SiLU(),
                                      nn.Conv2d(c[-1], len(config.levels), 1))
-        up = [nn.Conv2d(len(config.levels), c[-1], 3, padding=1)]
-        for i in reversed(range(len(c))):
-            up += [ResBlock(c[i]) for _ in range(blocks[i])]
+        up = [nn.Conv2d(len(config.levels), dc[-1], 3, padding=1)]
+        for i in reversed(range(len(dc))):
+            up += [ResBlock(dc[i]) for _ in range(dblocks[i])]
             if i > 0:
-                up += [nn.ConvTranspose2d(c[i], c[i - 1], 4, stride=2, padding=1)]
-        self.decoder = nn.Sequential(*up, nn.GroupNorm(8, c[0]), nn.SiLU(),
-                                     nn.ConvTranspose2d(c[0], 3, 4, stride=2, padding=1))
+                up += [nn.ConvTranspose2d(dc[i], dc[i - 1], 4, stride=2, padding=1)]
+        self.decoder = nn.Sequential(*up, nn.GroupNorm(8, dc[0]), nn.SiLU(),
+                                     nn.ConvTranspose2d(dc[0], 3, 4, stride=2, padding=1))
         self.fsq = FSQ(config.levels)
+        self.encoder.requires_grad_(not config.frozen_encoder)
 
     @property
     def grid(self) -> int:
@@ -144,28 +161,70 @@ def object_cover(mask: np.ndarray, size: int) -> torch.Tensor:
 
 def load_data(data_dir: str, split: str, limit: int = 0, config: Config | None = None):
     """World scenes of ``split`` as {"image": (3, S, S) float in [0, 1], "objects": (1, S, S) float
-    in [0, 1] (``object_cover``)} samples; S is ``config.image_size`` (default: ``Config()``)."""
+    in [0, 1] (``object_cover``)} samples; S is ``config.image_size`` (default: ``Config()``). With a
+    ``reader_weight``, each sample also holds its "render": (3, H, W) uint8, as the world drew it."""
     from ..images import to_model_images
     from ..world.build import load_split
+    config = config or Config()
     arrays, _ = load_split(data_dir, split, ("rgb", "mask"))
     n = min(limit, len(arrays["rgb"])) if limit else len(arrays["rgb"])
-    size = (config or Config()).image_size
     chunks = range(0, n, 1000)
-    images = torch.cat([to_model_images(arrays["rgb"][i:min(n, i + 1000)], size) for i in chunks])
-    cover = torch.cat([object_cover(arrays["mask"][i:min(n, i + 1000)], size) for i in chunks])
-    return [{"image": image, "objects": objects} for image, objects in zip(images, cover)]
+    images = torch.cat([to_model_images(arrays["rgb"][i:min(n, i + 1000)], config.image_size) for i in chunks])
+    cover = torch.cat([object_cover(arrays["mask"][i:min(n, i + 1000)], config.image_size) for i in chunks])
+    samples = [{"image": image, "objects": objects} for image, objects in zip(images, cover)]
+    if config.reader_weight:
+        renders = torch.from_numpy(np.ascontiguousarray(arrays["rgb"][:n])).permute(0, 3, 1, 2)
+        for sample, render in zip(samples, renders):
+            sample["render"] = render
+    return samples
+
+
+def checkpoints_read(config: Config) -> tuple[str, ...]:
+    """The shipped checkpoints a run with ``config`` reads (recorded in its manifest entry)."""
+    return ("detector.pt",) if config.reader_weight else ()
+
+
+@lru_cache(maxsize=1)
+def shipped_reader() -> nn.Module:
+    """The shipped detector, frozen, in eval mode: the perceptual network of ``reader_loss``."""
+    from ..checkpoints import load_checkpoint
+    from . import detector
+    state = load_checkpoint("detector.pt")
+    reader = detector.build(detector.Config(**state["config"]))
+    reader.load_state_dict(state["state_dict"])
+    return reader.eval().requires_grad_(False)
+
+
+def reader_loss(recon: torch.Tensor, render: torch.Tensor) -> torch.Tensor:
+    """(B, 3, S, S) reconstructions in [0, 1] and (B, 3, H, W) uint8 renders -> () the mean over the
+    shipped detector's stages of the squared distance between its features of the reconstruction
+    (upsampled to the detector's input size, as ``Engine.detect`` does) and of the render, each stage
+    normalised by the render features' mean square."""
+    reader = shipped_reader().to(recon.device)
+    size = reader.config.image_size
+    with torch.no_grad():
+        target = reader.stage_features(F.interpolate(render.float() / 255, size=(size, size), mode="area"))
+    seen = reader.stage_features(F.interpolate(recon, size=(size, size), mode="bilinear", align_corners=False))
+    return sum(((a - b) ** 2).mean() / (b ** 2).mean().clamp_min(1e-6) for a, b in zip(seen, target)) / len(seen)
 
 
 def loss(model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict]:
     """L1 + MSE reconstruction loss, pixels weighted by ``1 + OBJECT_WEIGHT * objects`` (weights
-    normalised to mean 1 per batch); logs the unweighted PSNR in dB."""
+    normalised to mean 1 per batch), plus ``reader_weight`` times ``reader_loss``; logs the
+    unweighted PSNR in dB."""
+    config = (model.module if hasattr(model, "module") else model).config
     recon = model(batch["image"])
     weight = 1 + OBJECT_WEIGHT * batch["objects"]
     weight = weight / weight.mean()
     error = recon - batch["image"]
     total = (weight * (error.abs() + error ** 2)).mean()
     mse = (error ** 2).mean().detach()
-    return total, {"psnr": float(10 * torch.log10(1 / mse.clamp_min(1e-10)))}
+    logs = {"psnr": float(10 * torch.log10(1 / mse.clamp_min(1e-10)))}
+    if config.reader_weight:
+        reading = reader_loss(recon.float(), batch["render"])
+        total = total + config.reader_weight * reading
+        logs["reader"] = reading.item()
+    return total, logs
 
 
 def psnr_db(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
