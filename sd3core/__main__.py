@@ -34,13 +34,22 @@ def _parse(args: argparse.Namespace) -> int:
     return parse_cli(sys.stdin, sys.stdout)
 
 
+def _eval_engine(record_slice: bool):
+    """The Engine an ``eval`` command measures with: float32 when it records slice figures (the
+    precision ``tests/test_shipped.py`` reproduces them in), else the default precision."""
+    from .pipeline import Engine
+    if not record_slice:
+        return Engine()
+    import torch
+    return Engine(precision=torch.float32)
+
+
 def _eval_perception(args: argparse.Namespace) -> None:
     import json
 
     from .evaluate import SLICE_SCENES, perception_report, perception_sheet, record_slice_checks
-    from .pipeline import Engine
     from .world.build import load_split
-    engine = Engine()
+    engine = _eval_engine(args.record_slice)
     report = perception_report(engine, args.data, args.split, args.limit)
     print(json.dumps(report, indent=1))
     if args.record_slice:
@@ -71,13 +80,12 @@ def _eval_graph(args: argparse.Namespace) -> None:
 
     from .evaluate import GRAPH_SLICE_FIGURES, SLICE_SCENES, record_slice_checks
     from .models.graph_diffusion import DEFAULT_STEPS, POSITION_TEMPERATURE, evaluate
-    from .pipeline import Engine
     slice_run = (args.split, args.limit, args.steps, args.seed, args.temperature) == ("test", SLICE_SCENES, None, 0, None)
     if args.record_slice and not slice_run:
         raise ValueError(f"--record-slice: the slice is the first {SLICE_SCENES} test scenes at the default "
                          f"steps and seed 0; run with --split test --limit {SLICE_SCENES}")
     from .models import dgae
-    engine = Engine()
+    engine = _eval_engine(args.record_slice)
     report = evaluate(engine.model("graph_diffusion"), args.data, args.split, args.limit,
                       args.steps or DEFAULT_STEPS, args.seed, with_bound=not args.record_slice,
                       temperature=POSITION_TEMPERATURE if args.temperature is None else args.temperature)
@@ -126,7 +134,7 @@ def _eval_generation(args: argparse.Namespace) -> None:
     from .pipeline import Engine
     from .train import heldout_loss
     from .world.build import load_split
-    engine = Engine()
+    engine = _eval_engine(args.record_slice)
     if args.record_slice:
         if (args.split, args.limit) != ("test", SLICE_SCENES):
             raise ValueError(f"--record-slice: the slice is the first {SLICE_SCENES} test scenes; "

@@ -1,9 +1,11 @@
 """The shipped checkpoints load (sha256-verified) and reproduce their manifest's slice figures.
 
 The slice is the first 32 scenes of the world's test split, rebuilt here from their seeds (the
-world is deterministic), so the check needs no data beyond the repository.
+world is deterministic), so the check needs no data beyond the repository. It computes in float32,
+as the slices were recorded (``SD3_PRECISION=float32``), whatever the Engine's default on this CPU.
 """
 import pytest
+import torch
 
 from sd3core.checkpoints import read_manifest
 from sd3core.evaluate import GENERATION_SLICE_FIGURES, GRAPH_SLICE_FIGURES, SLICE_SCENES, perception_report
@@ -36,7 +38,7 @@ def slice_figures(slice_world):
     def figures(name: str) -> dict:
         if name not in SHIPPED:
             pytest.skip(f"{name} is not shipped yet")
-        engine = Engine(device="cpu")
+        engine = Engine(device="cpu", precision=torch.float32)  # the precision the slices were recorded in
         if name == "graph_diffusion.pt":
             return graph_diffusion.evaluate(engine.model("graph_diffusion"), str(slice_world), "test", SLICE_SCENES)
         if name == "caption_grammar.pt":
