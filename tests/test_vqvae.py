@@ -82,8 +82,11 @@ def test_the_reader_loss_is_smaller_for_a_closer_reconstruction_and_trains_only_
     data = vqvae.load_data(str(tiny_world), "train", limit=2, config=vqvae.Config(reader_weight=1.0))
     render = torch.stack([d["render"] for d in data])
     assert render.dtype == torch.uint8 and render.shape == (2, 3, 128, 128)
-    close = torch.stack([d["image"] for d in data])
-    assert vqvae.reader_loss(close, render) < 0.5 * vqvae.reader_loss(torch.full_like(close, 0.5), render)
+    close, objects = torch.stack([d["image"] for d in data]), torch.stack([d["objects"] for d in data])
+    far = torch.full_like(close, 0.5)
+    assert vqvae.reader_loss(close, render, objects) < 0.5 * vqvae.reader_loss(far, render, objects)
+    # only where objects are: with none, any reconstruction costs nothing
+    assert vqvae.reader_loss(far, render, torch.zeros_like(objects)) == 0
     model = vqvae.build(vqvae.Config(channels=(8, 16, 16), frozen_encoder=True, reader_weight=1.0))
     batch = {k: torch.stack([d[k] for d in data]) for k in data[0]}
     total, logs = vqvae.loss(model, batch)

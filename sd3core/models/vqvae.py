@@ -15,7 +15,7 @@ A run can retrain the decoder alone (``frozen_encoder``, started with ``--init v
 of every image stay as they were, so the image diffusion trained on them still fits, while the
 decoder may grow (``decoder_channels``, ``decoder_blocks``) and learn with a perceptual loss,
 ``reader_loss``: how far the shipped detector's features of the reconstruction lie from those of the
-render, the way LPIPS uses a trained network's features.
+render where objects are, the way LPIPS uses a trained network's features.
 """
 from __future__ import annotations
 
@@ -195,17 +195,24 @@ def shipped_reader() -> nn.Module:
     return reader.eval().requires_grad_(False)
 
 
-def reader_loss(recon: torch.Tensor, render: torch.Tensor) -> torch.Tensor:
-    """(B, 3, S, S) reconstructions in [0, 1] and (B, 3, H, W) uint8 renders -> () the mean over the
-    shipped detector's stages of the squared distance between its features of the reconstruction
-    (upsampled to the detector's input size, as ``Engine.detect`` does) and of the render, each stage
-    normalised by the render features' mean square."""
+def reader_loss(recon: torch.Tensor, render: torch.Tensor, objects: torch.Tensor) -> torch.Tensor:
+    """(B, 3, S, S) reconstructions in [0, 1], (B, 3, H, W) uint8 renders and (B, 1, S, S) object
+    cover (``object_cover``) -> () the mean over the shipped detector's stages of the squared distance
+    between its features of the reconstruction (upsampled to the detector's input size, as
+    ``Engine.detect`` does) and of the render, where objects are: each feature cell weighted by the
+    share objects cover of it, each stage normalised by the render features' weighted mean square.
+    Only objects count: matched on the background too, the features push the decoder to draw a
+    lattice of texture over sky and ground."""
     reader = shipped_reader().to(recon.device)
     size = reader.config.image_size
     with torch.no_grad():
         target = reader.stage_features(F.interpolate(render.float() / 255, size=(size, size), mode="area"))
     seen = reader.stage_features(F.interpolate(recon, size=(size, size), mode="bilinear", align_corners=False))
-    return sum(((a - b) ** 2).mean() / (b ** 2).mean().clamp_min(1e-6) for a, b in zip(seen, target)) / len(seen)
+    total = 0.0
+    for a, b in zip(seen, target):
+        weight = F.interpolate(objects, size=b.shape[-2:], mode="bilinear", align_corners=False)
+        total = total + (weight * (a - b) ** 2).sum() / (weight * b ** 2).sum().clamp_min(1e-6)
+    return total / len(seen)
 
 
 def loss(model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict]:
@@ -221,7 +228,7 @@ def loss(model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict]:
     mse = (error ** 2).mean().detach()
     logs = {"psnr": float(10 * torch.log10(1 / mse.clamp_min(1e-10)))}
     if config.reader_weight:
-        reading = reader_loss(recon.float(), batch["render"])
+        reading = reader_loss(recon.float(), batch["render"], batch["objects"])
         total = total + config.reader_weight * reading
         logs["reader"] = reading.item()
     return total, logs
