@@ -115,13 +115,11 @@ def _to_device(batch, device: torch.device):
     return batch.to(device) if torch.is_tensor(batch) else batch
 
 
-def _start_from(model: torch.nn.Module, weights: dict, name: str, stage: str, report: bool) -> None:
+def _start_from(model: torch.nn.Module, weights: dict, name: str, report: bool) -> None:
     """Load the ``weights`` of checkpoint ``name`` that fit ``model`` (same name and shape); the
-    model's other parameters start fresh (a grown decoder, a new head). Raises ValueError when none fit."""
+    model's other parameters start fresh (a grown decoder, a new head), listed when ``report``."""
     own = model.state_dict()
     fitting = {k: v for k, v in weights.items() if k in own and own[k].shape == v.shape}
-    if not fitting:
-        raise ValueError(f"--init {name}: none of its weights fit the {stage} model")
     model.load_state_dict(fitting, strict=False)
     if report:
         fresh = [k for k in own if k not in fitting]
@@ -165,7 +163,7 @@ def train(args: TrainArgs, config_overrides: dict | None = None, command: str | 
     config = module.Config(**overrides)
     model = module.build(config).to(device)
     if args.init:
-        _start_from(model, base["state_dict"], args.init, args.stage, rank == 0)
+        _start_from(model, base["state_dict"], args.init, rank == 0)
     optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     step, wall = 0, 0.0
     resume = run_dir / "last.pt"
