@@ -172,6 +172,7 @@ def generation_table(report: dict) -> str:
     lines = ["| | spatial acc. | object recall | FD (CLIP) | CLIP score | BLEU-4 | CIDEr | SG-F1 | rel. correct |",
              "|---|---|---|---|---|---|---|---|---|"]
     for name, image_row, text_row in (("SD3 (full)", "full", "full"),
+                                      ("SD3, one image drawn, not verified", "one_draw", ""),
                                       ("without 3DSG (text only / image only)", "text_only", "image_only"),
                                       ("real renders / gold captions (ceiling)", "real", "gold"),
                                       ("real renders through the VQ tokens (image ceiling)", "tokenized", "")):

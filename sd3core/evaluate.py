@@ -25,6 +25,7 @@ SLICE_FIGURES = {
     "detector.pt": ("detector_map50", "detector_colour_acc", "detector_size_acc", "detector_material_acc",
                     "detector_vsg_relation_recall"),
     "clip.pt": ("clip_i2t_recall_at_5", "clip_score_true", "clip_score_shuffled"),
+    "verifier.pt": ("verifier_map50", "verifier_colour_acc", "verifier_vsg_relation_recall"),
 }
 GRAPH_SLICE_FIGURES = {  # the same for the 3DSG models (``python -m sd3core eval graph``)
     "graph_diffusion.pt": ("tsg_triplet_recall", "vsg_triplet_recall", "stated_kept", "vsg_depth_order_acc",
@@ -174,7 +175,8 @@ def same_objects_share(original: list[Detections], other: list[Detections]) -> f
 def perception_report(engine, data_dir: str, split: str = "test", limit: int = 1000,
                       batch: int = 50) -> dict[str, float]:
     """The perception figures of the shipped models on ``limit`` scenes of a built split:
-    tokenizer PSNR (dB, at its own resolution), detector metrics on the originals, the share of
+    tokenizer PSNR (dB, at its own resolution), detector metrics on the originals (and the
+    verifier's, the second detector ``Engine.generate_image_tokens`` chooses with), the share of
     objects the detector finds again on the reconstructions, and CLIP retrieval and scores."""
     from .images import to_model_images
     from .models.clip import evaluate as clip_evaluate
@@ -184,18 +186,20 @@ def perception_report(engine, data_dir: str, split: str = "test", limit: int = 1
     arrays, records = load_split(data_dir, split, ("rgb",))
     n = min(limit, len(records))
     size = engine.model("vqvae").config.image_size
-    psnrs, dets, dets_recon = [], [], []
+    psnrs, dets, dets_recon, verifier_dets = [], [], [], []
     for start in range(0, n, batch):
         images = list(arrays["rgb"][start:min(n, start + batch)])
         recon = engine.detokenize(engine.tokenize(images))
         psnrs += psnr_db(to_model_images(np.stack(recon), size), to_model_images(np.stack(images), size)).tolist()
         dets += engine.detect(images, MAP_THRESHOLD)
         dets_recon += engine.detect(recon)
+        verifier_dets += engine.detect(images, MAP_THRESHOLD, reader="verifier")
     gold = [SceneGraph.from_dict(r["vsg"]) for r in records[:n]]
     gold_3d = [SceneGraph.from_dict(r["graph3d"]) for r in records[:n]]
     report = {"scenes": n, "vqvae_psnr_db": float(np.mean(psnrs)),
               "vqvae_same_objects": same_objects_share([d.above(DETECT_THRESHOLD) for d in dets], dets_recon)}
-    report.update({f"detector_{k}": v for k, v in detection_metrics(dets, gold, gold_3d, DETECT_THRESHOLD).items()})
+    for reader, read in (("detector", dets), ("verifier", verifier_dets)):
+        report.update({f"{reader}_{k}": v for k, v in detection_metrics(read, gold, gold_3d, DETECT_THRESHOLD).items()})
     report.update({k if k.startswith("clip_") else f"clip_{k}": v
                    for k, v in clip_evaluate(engine.model("clip"), data_dir, split, n).items()})
     captions = [SceneGraph.from_dict(r["captions"][0]["tsg"]) for r in records[:n]]  # CLIP's eval pairs

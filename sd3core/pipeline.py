@@ -25,6 +25,10 @@ MAX_IMAGE_PIXELS = 4096 * 4096  # larger images are refused before any work
 MAX_SAMPLES = 16                 # most samples one call may ask for
 CONDITION_CACHE_SIZE = 16        # condition encodings kept for regenerating from the same inputs
 CAPTION_CANDIDATES = (8, 8)      # captions drawn per caption asked for in each round (see generate_captions)
+IMAGE_CANDIDATES = 8             # images drawn per image asked for (see generate_image_tokens)
+# checkpoints built by another stage's model: the verifier is a second detector (another seed) that
+# only chooses among drawn images, so the detector that measures them never grades its own picks
+BUILT_AS = {"verifier": "detector"}
 
 
 def pick_device() -> torch.device:
@@ -89,6 +93,15 @@ def caption_agreement(tsg: SceneGraph, graph3d: SceneGraph) -> int:
     return 2 * sum(held) - len(held)
 
 
+def image_agreement(graph3d: SceneGraph, detections) -> int:
+    """How well an image (``detector.Detections`` of it) agrees with the 3DSG it was drawn from:
+    the 3DSG's objects found with their stated words plus its relations that hold there
+    (``evaluate.faithfulness``)."""
+    from .evaluate import faithfulness
+    found, holds = faithfulness(graph3d, detections)
+    return sum(found) + sum(holds)
+
+
 def _image_key(image: np.ndarray) -> tuple:
     return image.shape, hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest()
 
@@ -114,10 +127,11 @@ class Engine:
         self._conditions_lock = threading.Lock()
 
     def model(self, stage: str) -> torch.nn.Module:
-        """The trained model of ``stage`` ("vqvae", …), loaded once, in eval mode on the device."""
+        """The trained model of ``stage`` ("vqvae", …, or "verifier": ``BUILT_AS``), loaded once from
+        ``{stage}.pt``, in eval mode on the device."""
         if stage not in self._models:
             from .train import stage_module
-            module = stage_module(stage)
+            module = stage_module(BUILT_AS.get(stage, stage))
             state = load_checkpoint(f"{stage}.pt", self.checkpoint_dir)
             model = module.build(module.Config(**state["config"]))
             model.load_state_dict(state["state_dict"])
@@ -175,13 +189,17 @@ class Engine:
         with torch.inference_mode(), self._autocast():
             return to_uint8_images(vq.detokenize(tokens.to(self.device)))
 
-    def detect(self, images: list[np.ndarray], threshold: float | None = None) -> list:
+    def detect(self, images: list[np.ndarray], threshold: float | None = None, reader: str = "detector") -> list:
         """(H, W, 3) uint8 images → ``detector.Detections`` (VSG, depth in metres, scores) each.
 
         ``threshold`` is the lowest heatmap score kept (default: the detector's operating point).
+        ``reader`` is "detector" (the studio's image reader and the evaluation's yardstick) or
+        "verifier" (the second detector that ``generate_image_tokens`` chooses with).
         """
         from .models.detector import DETECT_THRESHOLD, detect
-        model = self.model("detector")
+        if reader not in ("detector", "verifier"):
+            raise ValueError(f"reader: got {reader!r}, expected 'detector' or 'verifier'")
+        model = self.model(reader)
         with torch.inference_mode(), self._autocast():
             return detect(model, self._batch(images, model.config.image_size),
                           DETECT_THRESHOLD if threshold is None else threshold)
@@ -229,22 +247,28 @@ class Engine:
 
     def generate_images(self, graphs3d: list[SceneGraph], texts: list[str | None], steps: int | None = None,
                         guidance: float | None = None, seed: int = 0, use_graph: bool = True,
-                        on_step=None, truncation: float | None = None) -> list[np.ndarray]:
+                        on_step=None, truncation: float | None = None,
+                        candidates: int = IMAGE_CANDIDATES) -> list[np.ndarray]:
         """One image per (3DSG, caption) pair: ``generate_image_tokens`` decoded by the VQ-VAE.
         Returns (S, S, 3) uint8 images; raises ValueError for a bad graph or setting."""
         return self.detokenize(self.generate_image_tokens(graphs3d, texts, steps, guidance, seed, use_graph,
-                                                          on_step, truncation))
+                                                          on_step, truncation, candidates))
 
     def generate_image_tokens(self, graphs3d: list[SceneGraph], texts: list[str | None], steps: int | None = None,
                               guidance: float | None = None, seed: int = 0, use_graph: bool = True,
-                              on_step=None, truncation: float | None = None) -> torch.Tensor:
+                              on_step=None, truncation: float | None = None,
+                              candidates: int = IMAGE_CANDIDATES) -> torch.Tensor:
         """One (grid, grid) VQ token map per (3DSG, caption) pair, drawn in one batch by the image
         diffusion from ``seed``; ``detokenize`` turns them into images.
 
+        Generate, then verify: ``candidates`` token maps are drawn per pair, the verifier (a second
+        detector, ``BUILT_AS``) reads each decoded, and the one that agrees best with its 3DSG is kept
+        (``image_agreement``; on ties the first drawn). ``candidates=1`` keeps the one draw unread.
         A caption of None (or "") leaves the text out; ``use_graph=False`` leaves the 3DSG out (the
-        "without 3DSG" ablation). ``truncation`` (0-1] is the probability mass each prediction keeps
-        (default ``image_diffusion.DEFAULT_TRUNCATION``). Every object of a 3DSG needs position and
-        size (``lift_to_3d`` gives them). Returns (B, grid, grid) int64 tokens on the CPU; raises
+        "without 3DSG" ablation: one draw per pair, nothing to verify it against). ``truncation``
+        (0-1] is the probability mass each prediction keeps (default
+        ``image_diffusion.DEFAULT_TRUNCATION``). Every object of a 3DSG needs position and size
+        (``lift_to_3d`` gives them). Returns (B, grid, grid) int64 tokens on the CPU; raises
         ValueError for a bad graph or setting.
         """
         from .models.clip import encode_texts
@@ -261,8 +285,11 @@ class Engine:
             raise ValueError(f"steps: got {steps}, expected 1 to 1000")
         if not 0 <= guidance <= 20:
             raise ValueError(f"guidance: got {guidance}, expected 0 to 20")
+        if not (isinstance(candidates, int) and 1 <= candidates <= MAX_SAMPLES):
+            raise ValueError(f"candidates: got {candidates!r}, expected 1 to {MAX_SAMPLES} images per image")
         for g in graphs3d:
             _check_3dsg(g)
+        k = candidates if use_graph else 1
         model = self.model("image_diffusion")
         generator = torch.Generator(device=self.device).manual_seed(seed)
         with torch.inference_mode(), self._autocast():
@@ -271,7 +298,15 @@ class Engine:
             texts = [t or "" for t in texts]
             text = self._cached(("text", *texts), lambda: encode_texts(self.model("clip"), texts).float())
             cond.update(text=text, use_text=said, use_graph=torch.full_like(said, use_graph))
-            return sample(model, cond, steps, generator, guidance, truncation, on_step).cpu()
+            drawn = sample(model, {name: v.repeat_interleave(k, 0) for name, v in cond.items()},
+                           steps, generator, guidance, truncation, on_step).cpu()
+        if k == 1:
+            return drawn
+        repeated = [g for g in graphs3d for _ in range(k)]
+        read = self.detect(self.detokenize(drawn), reader="verifier")
+        scores = [image_agreement(g, d) for g, d in zip(repeated, read)]
+        best = torch.tensor(scores).view(len(graphs3d), k).argmax(1)  # the first of equals
+        return drawn.view(len(graphs3d), k, *drawn.shape[1:])[torch.arange(len(graphs3d)), best]
 
     def generate_image(self, graph3d: SceneGraph, text: str | None = None, n: int = 1, steps: int | None = None,
                        guidance: float | None = None, seed: int = 0, on_step=None) -> list[np.ndarray]:

@@ -1,7 +1,10 @@
 """Shared fixtures: a tiny built world, and checkpoints trained on it for two steps each; the
 studio's example cache in a temporary folder."""
+import shutil
+
 import pytest
 
+from sd3core.checkpoints import read_manifest, record_checkpoint
 from sd3core.train import TrainArgs, train
 from sd3core.world.build import build_split
 
@@ -25,12 +28,18 @@ def tiny_world(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_checkpoints(tiny_world, tmp_path_factory):
     """A checkpoint directory with every stage trained for two steps (real training code, tiny data;
-    the caption grammar fitted on the tiny train split)."""
+    the caption grammar fitted on the tiny train split), and the verifier: a second detector, seed 1,
+    copied in as the shipped one is."""
     root = tmp_path_factory.mktemp("ckpt")
     for stage in ("vqvae", "detector", "clip", "dgae", "graph_diffusion", "image_diffusion", "caption_grammar",
                   "text_diffusion"):
         train(TrainArgs(stage=stage, data=str(tiny_world), steps=2, batch=4, warmup=1, eval_limit=4,
                         run_dir=str(root / "runs"), out_dir=str(root), threads=1), command="fixture")
+    second = root / "second_detector"
+    train(TrainArgs(stage="detector", data=str(tiny_world), steps=2, batch=4, warmup=1, eval_limit=4, seed=1,
+                    run_dir=str(root / "runs"), out_dir=str(second), threads=1), command="fixture")
+    shutil.copy(second / "detector.pt", root / "verifier.pt")
+    record_checkpoint("verifier.pt", read_manifest(second)["detector.pt"], root)
     return root
 
 

@@ -14,7 +14,7 @@ from sd3core.graph import SceneGraph, SGObject, SGRelation
 from sd3core.models import caption_grammar, image_diffusion, text_diffusion, vqvae
 from sd3core.models.conditioning import Transformer
 from sd3core.models.detector import make_detections
-from sd3core.pipeline import CONDITION_CACHE_SIZE, Engine, set_threads
+from sd3core.pipeline import CONDITION_CACHE_SIZE, Engine, image_agreement, set_threads
 from sd3core.world.build import read_split
 
 
@@ -221,7 +221,7 @@ def test_the_st2i_evaluation_without_ablations_gives_the_same_full_row(tiny_chec
     every = image_diffusion.evaluate(model, str(tiny_world), "test", 2, steps=2, engine=engine)
     full = image_diffusion.evaluate(model, str(tiny_world), "test", 2, steps=2, engine=engine, ablations=False)
     assert full == {k: v for k, v in every.items() if k.startswith(("real_", "full_"))}
-    assert {k.split("_")[0] for k in every} == {"real", "tokenized", "full", "text"}
+    assert {k.split("_")[0] for k in every} == {"real", "tokenized", "full", "one", "text"}
 
 
 def test_regenerating_reuses_condition_encodings_with_the_same_result(tiny_checkpoints, tiny_world, monkeypatch):
@@ -281,6 +281,27 @@ def test_engine_refuses_bad_generation_requests(tiny_checkpoints):
         engine.generate_captions([_graph3d()], [np.zeros((8, 8, 3), np.uint8)] * 2)
     with pytest.raises(ValueError, match=r"candidates: got \(8, 0\)"):
         engine.generate_captions([_graph3d()], [np.zeros((8, 8, 3), np.uint8)], candidates=(8, 0))
+    for bad in (0, 17, "4"):
+        with pytest.raises(ValueError, match=f"candidates: got {bad!r}, expected 1 to 16"):
+            engine.generate_images([_graph3d()], [None], candidates=bad)
+    with pytest.raises(ValueError, match="reader: got 'clip'"):
+        engine.detect([np.zeros((8, 8, 3), np.uint8)], reader="clip")
+
+
+def test_image_candidates_keep_the_draw_the_verifier_reads_as_most_faithful(tiny_checkpoints):
+    engine = Engine(tiny_checkpoints, device="cpu", precision=torch.float32)
+    graph, text = _graph3d(), "a red cube to the left of a blue sphere"
+    kept = engine.generate_image_tokens([graph, graph], [text, None], steps=2, seed=4, candidates=3)
+    drawn = engine.generate_image_tokens([graph] * 3 + [graph] * 3, [text] * 3 + [None] * 3, steps=2, seed=4,
+                                         candidates=1)   # the same six draws, unread
+    scores = [image_agreement(graph, d) for d in engine.detect(engine.detokenize(drawn), reader="verifier")]
+    for pair in range(2):
+        own = scores[3 * pair:3 * pair + 3]
+        assert torch.equal(kept[pair], drawn[3 * pair + own.index(max(own))])  # the first of the best
+    # without the 3DSG there is nothing to verify against: one draw, whatever ``candidates`` says
+    alone = [engine.generate_image_tokens([graph], [text], steps=2, seed=4, use_graph=False, candidates=k)
+             for k in (1, 3)]
+    assert torch.equal(*alone)
 
 
 def _scored(captions: list[str], log_probs: list[float] | None = None) -> tuple[list[str], torch.Tensor]:

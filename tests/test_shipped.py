@@ -56,7 +56,7 @@ def slice_figures(slice_world):
     return figures
 
 
-@pytest.mark.parametrize("name", ["vqvae.pt", "detector.pt", "clip.pt", "graph_diffusion.pt", "dgae.pt",
+@pytest.mark.parametrize("name", ["vqvae.pt", "detector.pt", "verifier.pt", "clip.pt", "graph_diffusion.pt", "dgae.pt",
                                   "image_diffusion.pt", "text_diffusion.pt", "caption_grammar.pt"])
 def test_shipped_checkpoint_reproduces_its_slice_figures(name, slice_figures):
     figures = slice_figures(name)

@@ -38,7 +38,8 @@ from .dgae import Identity
 from . import vqvae
 
 DROP_BOTH, DROP_TEXT, DROP_GRAPH = 0.1, 0.1, 0.1   # training: share of samples without caption/3DSG/either
-DEFAULT_STEPS = 16          # sampling steps of the studio and the evaluation
+DEFAULT_STEPS = 4           # sampling steps of the studio and the evaluation, for each of the
+                            # pipeline.IMAGE_CANDIDATES draws; chosen on val by bench/image_sampling.py
 DEFAULT_GUIDANCE = 5.0      # classifier-free guidance scale (1: none); chosen on val by bench/image_sampling.py
 DEFAULT_TRUNCATION = 0.9    # probability mass kept of each prediction (1: all)
 
@@ -222,7 +223,8 @@ def load_data(data_dir: str, split: str, limit: int = 0, config: Config | None =
 @torch.no_grad()
 def evaluate(model: ImageDiffusion, data_dir: str, split: str, limit: int, steps: int = DEFAULT_STEPS,
              guidance: float = DEFAULT_GUIDANCE, seed: int = 0, batch: int = 50,
-             truncation: float = DEFAULT_TRUNCATION, engine=None, ablations: bool = True) -> dict:
+             truncation: float = DEFAULT_TRUNCATION, engine=None, ablations: bool = True,
+             candidates: int | None = None) -> dict:
     """ST2I on the first ``limit`` scenes of ``split``, each scene's first caption: its gold TSG is
     lifted to a 3DSG (``engine``'s graph diffusion; default: a new Engine's, the shipped one), an
     image is drawn from caption + 3DSG (and from the caption alone, the "without 3DSG" row), and the
@@ -230,11 +232,16 @@ def evaluate(model: ImageDiffusion, data_dir: str, split: str, limit: int, steps
     ceiling), and so is the real render through the VQ-VAE's tokens and back (the ceiling of any
     image diffusion over those tokens).
 
-    Returns per row (``full``, ``text_only``, ``real``, ``tokenized``): ``spatial_acc`` (stated relations that
-    hold), ``object_recall`` (named objects found with their stated words), ``clip_score`` (with the
-    caption), and ``fd_clip`` (Fréchet distance of CLIP image features to the real renders').
-    ``ablations=False`` leaves out ``text_only`` and ``tokenized``, which sampling settings do not
-    change (sweeps over them; ``full`` is the same either way).
+    The full row keeps the best of ``candidates`` images per caption (default
+    ``pipeline.IMAGE_CANDIDATES``; ``Engine.generate_image_tokens``); the ``one_draw`` row is the same
+    with one image drawn and kept unread, and the "without 3DSG" row draws one (nothing to verify it
+    against).
+
+    Returns per row (``full``, ``one_draw``, ``text_only``, ``real``, ``tokenized``): ``spatial_acc``
+    (stated relations that hold), ``object_recall`` (named objects found with their stated words),
+    ``clip_score`` (with the caption), and ``fd_clip`` (Fréchet distance of CLIP image features to the
+    real renders'). ``ablations=False`` leaves out all but ``full`` and ``real`` (sweeps over sampling
+    settings; ``full`` is the same either way).
     """
     import numpy as np
 
@@ -242,8 +249,9 @@ def evaluate(model: ImageDiffusion, data_dir: str, split: str, limit: int, steps
     from ..graph import SceneGraph
     from ..models.clip import encode_images, input_size
     from ..models.graph_diffusion import lift
-    from ..pipeline import Engine
+    from ..pipeline import IMAGE_CANDIDATES, Engine
     from ..world.build import load_split
+    candidates = IMAGE_CANDIDATES if candidates is None else candidates
     engine = engine or Engine()
     engine.set_model("image_diffusion", model)
     arrays, records = load_split(data_dir, split, ("rgb",))
@@ -258,12 +266,14 @@ def evaluate(model: ImageDiffusion, data_dir: str, split: str, limit: int, steps
     if ablations:
         rows["tokenized"] = [im for i in range(0, len(real), 100)
                              for im in engine.detokenize(engine.tokenize(real[i:i + 100]))]
-    drawn = {"full": True, "text_only": False} if ablations else {"full": True}   # row -> use the 3DSG
+    # row -> (use the 3DSG, images drawn per image kept)
+    drawn = {"full": (True, candidates), "one_draw": (True, 1), "text_only": (False, 1)}
+    drawn = drawn if ablations else {"full": drawn["full"]}
     rows.update({row: [] for row in drawn})
     for i in range(0, len(texts), batch):
-        for row, use_graph in drawn.items():
+        for row, (use_graph, k) in drawn.items():
             rows[row] += engine.generate_images(graphs[i:i + batch], texts[i:i + batch], steps, guidance,
-                                                seed + i, use_graph, truncation=truncation)
+                                                seed + i, use_graph, truncation=truncation, candidates=k)
     clip = engine.model("clip")
     report = {}
     features = {}
