@@ -17,7 +17,7 @@ import gradio as gr
 from sd3core.graph import SceneGraph
 from sd3core.models import graph_diffusion, image_diffusion, text_diffusion
 from sd3core.models.image_diffusion import DEFAULT_GUIDANCE
-from sd3core.pipeline import MAX_SAMPLES, Engine
+from sd3core.pipeline import IMAGE_CANDIDATES, MAX_SAMPLES, Engine
 from sd3core.vocab import PREDICATES, SHAPES
 
 from .events import DEFAULT_SAMPLES, EACH_ARROWS_STEPS, MAX_SEED, StudioEvents, TabState
@@ -30,8 +30,8 @@ from .tables import empty_tables, set_predicate
 EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
 MAX_STEPS = 100  # the settings slider's top; the engine takes up to 1000
 STEPS_LABEL = (f"Diffusion steps, every arrow ({EACH_ARROWS_STEPS}: each its own default: lift "
-               f"{graph_diffusion.DEFAULT_STEPS}, image {image_diffusion.DEFAULT_STEPS}, caption "
-               f"{text_diffusion.DEFAULT_STEPS})")
+               f"{graph_diffusion.DEFAULT_STEPS}, image {image_diffusion.DEFAULT_STEPS} for each of the "
+               f"{IMAGE_CANDIDATES} drawn, caption {text_diffusion.DEFAULT_STEPS})")
 CHEAP = {"concurrency_limit": None}  # events that run no model: never wait for one another
 
 INTRO = f"""# SD3 Studio
