@@ -102,8 +102,9 @@ def _generate(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     from .images import save_png
-    from .pipeline import Engine
-    result = Engine().text_to_image(args.text, args.n, args.steps, args.guidance, args.seed)
+    from .pipeline import IMAGE_CANDIDATES, Engine
+    candidates = IMAGE_CANDIDATES if args.candidates is None else args.candidates
+    result = Engine().text_to_image(args.text, args.n, args.steps, args.guidance, args.seed, candidates=candidates)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "tsg.json").write_text(result["tsg"].to_json(indent=1))
@@ -297,6 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--steps", type=int, default=None, help="diffusion steps (default: the studio's)")
     generate.add_argument("--guidance", type=float, default=None, help="classifier-free guidance (default: the studio's)")
     generate.add_argument("--seed", type=int, default=0)
+    generate.add_argument("--candidates", type=int, default=None,
+                          help="images drawn per image kept, the verifier choosing (default: the studio's; 1: faster)")
     generate.set_defaults(run=_generate)
 
     caption = commands.add_parser("caption", help="an image file -> n captions, one a line (SI2T)")

@@ -309,21 +309,24 @@ class Engine:
         return drawn.view(len(graphs3d), k, *drawn.shape[1:])[torch.arange(len(graphs3d)), best]
 
     def generate_image(self, graph3d: SceneGraph, text: str | None = None, n: int = 1, steps: int | None = None,
-                       guidance: float | None = None, seed: int = 0, on_step=None) -> list[np.ndarray]:
+                       guidance: float | None = None, seed: int = 0, on_step=None,
+                       candidates: int = IMAGE_CANDIDATES) -> list[np.ndarray]:
         """3DSG (+ optional caption) -> ``n`` images (``generate_images``)."""
         _check_samples(n)
-        return self.generate_images([graph3d] * n, [text] * n, steps, guidance, seed, on_step=on_step)
+        return self.generate_images([graph3d] * n, [text] * n, steps, guidance, seed, on_step=on_step,
+                                    candidates=candidates)
 
     def text_to_image(self, text: str, n: int = 1, steps: int | None = None, guidance: float | None = None,
-                      seed: int = 0, on_step=None) -> dict:
-        """ST2I end to end: text -> TSG -> 3DSG -> ``n`` images. Returns {"tsg", "graph3d", "images"}."""
+                      seed: int = 0, on_step=None, candidates: int = IMAGE_CANDIDATES) -> dict:
+        """ST2I end to end: text -> TSG -> 3DSG -> ``n`` images, each the best of ``candidates``
+        (``generate_image_tokens``). Returns {"tsg", "graph3d", "images"}."""
         _check_samples(n)
         tsg = self.parse(text)
         if not tsg.objects:
             raise ValueError("text: no object found in the sentence to draw")
         graph3d = self.lift_to_3d(tsg, seed=seed)
         return {"tsg": tsg, "graph3d": graph3d,
-                "images": self.generate_image(graph3d, text, n, steps, guidance, seed, on_step)}
+                "images": self.generate_image(graph3d, text, n, steps, guidance, seed, on_step, candidates)}
 
     def generate_captions(self, graphs3d: list[SceneGraph], images: list[np.ndarray], steps: int | None = None,
                           seed: int = 0, use_graph: bool = True,

@@ -55,3 +55,13 @@ def test_eval_generation_lifts_with_another_graph_diffusion_when_asked(tiny_worl
     assert "| SD3 (full) |" in result.stdout and '"full_spatial_acc"' in result.stdout
     missing = _run([*args, "--graph-diffusion", str(tmp_path)])  # no manifest there: a clear error
     assert missing.returncode != 0 and "manifest" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_generate_writes_images_and_graphs_and_refuses_bad_candidates(tmp_path):
+    args = ["generate", "a red cube to the left of a blue ball", "--n", "2", "--steps", "2", "--out", str(tmp_path)]
+    result = _run([*args, "--candidates", "2"])
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["graph3d.json", "sample-0.png", "sample-1.png", "tsg.json"]
+    assert json.loads((tmp_path / "graph3d.json").read_text())["kind"] == "3dsg"
+    result = _run([*args, "--candidates", "0"])
+    assert result.returncode == 2 and "candidates: got 0, expected 1 to 16" in result.stderr
