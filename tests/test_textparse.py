@@ -110,10 +110,28 @@ def test_coordination(text, expected):
     ("The tip of the pencil is under the book.", ("pencil", "under", "book")),  # part of a thing
     ("a dog lying on the rug with a ball next to it.", ("ball", "next to", "dog")),  # "with .. it"
     ("a bench with snow under it", ("snow", "under", "bench")),  # "under it" hung on the bench
+    ("mirror above the bathroom sink", ("mirror", "above", "bathroom sink")),  # last noun as root
+    ("a kitchen hood above stoves", ("kitchen hood", "above", "stove")),  # ... read as a verb
+    ("a cat on the mat sleeps", ("cat", "on", "mat")),  # a verb stays one
+    ("Cooking utensils beside the stove", ("cooking utensil", "next to", "stove")),  # no such verb
+    ("a suitcase on left a man", ("suitcase", "to the left of", "man")),  # "of" left out
+    ("A zebra on the left of four others.", ("zebra", "to the left of", "zebra")),  # "others"
+    ("a basket next to a giraffe's head", ("basket", "next to", "giraffe")),  # the whole of a part
+    ("a basket next to a giraffe's head", ("basket", "next to", "head")),  # ... and the part
+    ("a bottle of shampoo next to a sink", ("shampoo", "next to", "sink")),  # the content
 ])
 def test_caption_slips_and_constructions(text, expected):
     assert expected in triples(parse_text(text))
     assert expected[0] == expected[2] or tuple(reversed(expected)) not in triples(parse_text(text))
+
+
+@pytest.mark.parametrize("text, wrong", [
+    ("a napkin in the man's hand", ("napkin", "in", "man")),  # in a part is not in the whole
+    ("a cat next to a painting of a dog", ("cat", "next to", "dog")),  # a picture of a thing
+    ("a cat on the mat sleeps", ("cat", "on", "mat sleep")),
+])
+def test_what_a_part_or_picture_does_not_say(text, wrong):
+    assert wrong not in triples(parse_text(text))
 
 
 def test_shallow_reading_is_for_fragments_only():

@@ -77,24 +77,28 @@ def _checked(text: object, where: str = "text") -> str:
 
 
 @lru_cache(maxsize=1)
-def _dictionary_words() -> tuple[frozenset, frozenset]:
-    """(nouns, all words) of the English dictionary (WordNet's lemma index) that spaCy's rule
-    lemmatizer ships with, plus its irregular forms and stop words; empty when there is none."""
+def _dictionary_words() -> tuple[frozenset, frozenset, frozenset]:
+    """(nouns, verbs, all words) of the English dictionary (WordNet's lemma index) that spaCy's rule
+    lemmatizer ships with, all words with its irregular forms and stop words; empty when there is none."""
     lookups = load_nlp().get_pipe("lemmatizer").lookups
     index = lookups.get_table("lemma_index") if lookups.has_table("lemma_index") else {}
     by_pos = {pos: set(index.get(pos, ())) for pos in ("noun", "verb", "adj", "adv")}
-    nouns = frozenset(by_pos["noun"])
     words = set().union(*by_pos.values())
     if lookups.has_table("lemma_exc"):
         exceptions = lookups.get_table("lemma_exc")
         words |= {w for pos in by_pos for w in exceptions.get(pos, {})}
-    return nouns, frozenset(words | load_nlp().Defaults.stop_words)
+    return frozenset(by_pos["noun"]), frozenset(by_pos["verb"]), frozenset(words | load_nlp().Defaults.stop_words)
 
 
 def _in_dictionary(word: str, noun: bool) -> bool:
     """Whether ``word`` (lower case) is an English noun (``noun``) or any English word."""
-    nouns, words = _dictionary_words()
+    nouns, _, words = _dictionary_words()
     return word in (nouns if noun else words)
+
+
+def _is_verb(word: str) -> bool:
+    """Whether ``word`` (lower case, a base form) is an English verb."""
+    return word in _dictionary_words()[1]
 
 
 def _noun_lemma(tok) -> str:
@@ -112,7 +116,7 @@ def graph_from_doc(doc) -> SceneGraph:
     """The TSG of a spaCy ``Doc`` parsed by ``load_nlp()`` (or any English pipeline with a tagger,
     lemmatizer and dependency parser). Re-tags some of the Doc's words (``repair``); a text whose
     parse gives no spatial link is also read by word order (``shallow``)."""
-    doc = repair(restore(doc), _noun_lemma)
+    doc = repair(restore(doc), _noun_lemma, _is_verb)
     return assemble(read_shallow(doc, read(doc), _noun_lemma), doc)
 
 

@@ -12,7 +12,8 @@ Referring back (coreference), by rules:
   whose attributes do not contradict it ("the blue cube" is not "a red cube"), unless the text
   relates the two ("a tree above the trees", "another bus behind the first bus": two things). Indefinite and bare
   noun phrases, and "another ...", are new objects.
-- "one" ("a red cube and a blue ONE") takes the label of the mention before it.
+- "one" and "others" ("a red cube and a blue ONE", "a zebra left of four OTHERS") take the label
+  of the mention before them.
 """
 from __future__ import annotations
 
@@ -136,9 +137,9 @@ class _Builder:
     def add_noun(self, m: Mention) -> None:
         """A noun phrase takes the object it refers back to, or a new one."""
         label = m.label
-        if label is None:  # "a blue one"
+        if label is None:  # "a blue one", "the others"
             earlier = [self.objects[o].label for t, o in sorted(self.of_token.items()) if t < m.token]
-            label = earlier[-1] if earlier else "one"
+            label = earlier[-1] if earlier else self.doc[m.token].lemma_.lower()
         label = clean_text(label)
         if label:
             words = m.attributes + self.reading.said_of.get(m.token, [])

@@ -61,6 +61,10 @@ LOCATION_NOUNS = frozenset({"front", "back", "rear", "top", "bottom", "left", "r
 # in those two uses.
 FRAME_NOUNS = frozenset({"picture", "image", "photo", "photograph", "pic", "scene", "shot", "frame",
                          "view", "snapshot"})
+# Nouns for pictures of a thing, which are not where the thing is: "a PAINTING of a man on the wall".
+REPRESENTATION_NOUNS = FRAME_NOUNS | {"painting", "drawing", "poster", "reflection", "statue",
+                                      "model", "portrait", "sketch", "print", "figure", "toy"}
+POSSESSIVE_PRONOUNS = frozenset({"his", "her", "its", "their", "my", "your", "our"})
 # Verbs of seeing and showing: with an observer or a frame noun as subject, their object is the
 # thing placed ("We can SEE a ball on the cube", "The picture SHOWS a ball on the cube").
 PERCEPTION_VERBS = frozenset({"see", "show", "notice", "spot", "observe", "view", "find", "display",

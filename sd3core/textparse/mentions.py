@@ -10,6 +10,8 @@ from spacy.tokens import Token
 from . import lexicon as lx
 
 RECIPROCALS = ("other", "another", "eachother")  # "each other", "one another"
+# Words standing for a noun said before them: "a blue ONE", "a zebra left of four OTHERS".
+STAND_FOR_NOUNS = ("one", "ones", "others")
 # Where a number with a determiner names a thing rather than counts one.
 NUMBER_OBJECT_DEPS = ("nsubj", "nsubjpass", "pobj", "dobj", "attr", "ROOT")
 
@@ -18,7 +20,8 @@ NUMBER_OBJECT_DEPS = ("nsubj", "nsubjpass", "pobj", "dobj", "attr", "ROOT")
 class Mention:
     """A noun phrase naming an object: ``token`` is its head's index in the Doc.
 
-    ``label`` is None for "one" ("a blue one": the label of the mention before); a pronoun's is
+    ``label`` is None for "one" and "others" (``STAND_FOR_NOUNS``: "a blue one", "left of the
+    others": the label of the mention before); a pronoun's is
     the pronoun, used when it has nothing to refer back to.
     ``determiner``: the lower-case determiner ("the", "a", "another"), "" when none.
     """
@@ -129,7 +132,8 @@ def mention_at(tok: Token) -> Mention | None:
             attributes.append(c.lower_)
         else:
             label_words.append(c.lemma_.lower())
-    label = None if tok.lower_ == "one" else " ".join(label_words + [tok.lemma_.lower()])
+    stands_for = tok.lower_ in STAND_FOR_NOUNS and not label_words
+    label = None if stands_for else " ".join(label_words + [tok.lemma_.lower()])
     return Mention(tok.i, label, attributes, det)
 
 

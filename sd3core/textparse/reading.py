@@ -18,7 +18,9 @@ The rules, each a short function (mentions in ``mentions``, links below):
   "A with B inside" places B in A. A preposition stranded at the end of a relative clause takes
   the noun the clause modifies as its object ("the water the boats are IN").
   After a verb of holding or placing, the expression places the verb's object ("holding a cup IN
-  his hand": the cup is in the hand).
+  his hand": the cup is in the hand). A place relative to a part is one relative to its whole too:
+  "next to the giraffe's head" also links the giraffe, "under the trunk of the tree" the tree, "a
+  bottle of shampoo next to" the shampoo (``_owner_pairs``; not "in" a whole, nor for pictures).
 - A verb with a direct object gives a link with the verb as predicate ("holding"), or with the
   predicate it states ("riding": on), and "wearing" one with "in" as well; so does a possessive
   ("the man's face": face "of" man).
@@ -217,8 +219,37 @@ def _read_preposition(prep: Token, obj: Token, reading: Reading) -> None:
         objects = [t for t in (mention_token(c, reading.mentions) for c in _conjuncts(obj)) if t]
         subjects = _held_with(subjects, prep, obj, reading.mentions)
         pairs = [(s, o) for s in subjects for o in objects]
+        pairs += _owner_pairs(pairs, predicate, reading.mentions)
         _refer_to_owner(obj, subjects, reading)
     reading.links += [Link(s.i, predicate, o.i, phrase) for s, o in pairs]
+
+
+def _owners(tok: Token, mentions: dict) -> list[Token]:
+    """The mentions a thing is part or content of: its possessor ("on the man's HEAD": the man)
+    and the noun after its "of" ("under the TRUNK of the tree", "a BOTTLE of shampoo"); a place
+    relative to the part is one relative to the whole. None for pictures ("a picture of a man")."""
+    if tok.lemma_.lower() in lx.REPRESENTATION_NOUNS:
+        return []
+    owners = [c for c in tok.children if c.dep_ == "poss" and c.lower_ not in lx.POSSESSIVE_PRONOUNS]
+    owners += [g for c in tok.children if c.dep_ == "prep" and c.lower_ == "of"
+               for g in c.children if g.dep_ == "pobj"]
+    found = [mention_token(o, mentions) for o in owners]
+    return [o for o in found if o is not None and o.i != tok.i]
+
+
+def _owner_pairs(pairs: list[tuple[Token, Token]], predicate: str, mentions: dict) -> list[tuple[Token, Token]]:
+    """The (subject, object) pairs a spatial phrase relates besides ``pairs``, through the wholes
+    its ends are part of (``_owners``): "a basket next to the giraffe's head" places the basket next
+    to the giraffe, "the window of the building in the square" the building in the square. Not
+    into a whole: a napkin "in the man's hand" is not "in" the man."""
+    if lx.to_predicate(predicate) is None:
+        return []
+    out = []
+    for s, o in pairs:
+        objects = [o] + (_owners(o, mentions) if predicate != "in" else [])
+        out += [(s2, o2) for s2 in [s, *_owners(s, mentions)] for o2 in objects
+                if (s2, o2) != (s, o) and s2.i != o2.i]
+    return out
 
 
 def _held_with(subjects: list[Token], prep: Token, pronoun: Token, mentions: dict) -> list[Token]:

@@ -9,6 +9,8 @@ the sink") are parsed as a common noun ("ball"), which the model reads reliably 
 read as the modal verb, "drum sits" as a compound); each stand-in token gets its own word back as
 lemma once the Doc is parsed (``restore``).
 
+A side phrase's "of" left out before a noun phrase ("a suitcase on left A MAN") is put in.
+
 After parsing (``repair``):
 captions are often bare noun phrases ("sign above urinal", "leaves on the tree", "trees behind
 building", "bike next to field"), which the model tends to read as imperatives or infinitives. Each
@@ -40,6 +42,7 @@ from ..vocab import ATTRIBUTE_KIND, SHAPES, SYNONYMS
 from . import lexicon as lx
 
 NounLemma = Callable[[Token], str]  # a token re-tagged as a noun -> its noun lemma
+IsVerb = Callable[[str], bool]  # lower-case word -> whether the English dictionary has it as a verb
 # (lower-case word, nouns only?) -> whether the English dictionary has it (as a noun, or as any word)
 Dictionary = Callable[[str, bool], bool]
 # Words typed captions run into the next word ("ACHERRY") or the previous one ("next TOA"),
@@ -49,6 +52,7 @@ GLUED_BEFORE = ("behind", "under", "above", "next", "near", "the", "to", "on", "
                 "an", "a")
 INFINITIVE_SLIP_HEADS = frozenset({"next", "close", "adjacent"})  # "next TO field" read as "to field"
 ARTICLES = frozenset({"a", "an", "the", "some"})
+SIDE_OPENERS = frozenset({"on", "to", "at"})  # "ON the left (of)"
 # Third-person forms of posture verbs -> lemma.
 POSTURE_VERBS = {"sits": "sit", "rests": "rest", "lies": "lie", "stands": "stand", "hangs": "hang",
                  "leans": "lean", "perches": "perch"}
@@ -112,9 +116,25 @@ def glued_words(word: str, dictionary: Dictionary) -> tuple[str, str] | None:
     return None
 
 
+def missing_of(lower: list[str]) -> list[int]:
+    """Where typed captions leave out the "of" of a side phrase before a noun phrase ("a suitcase
+    on left | a man", "a pot on right side | a bench"): the word indices to put "of" in front of."""
+    places = []
+    for i, w in enumerate(lower[:-1]):
+        opened = i and (lower[i - 1] in SIDE_OPENERS or (lower[i - 1] == "the" and i > 1
+                                                         and lower[i - 2] in SIDE_OPENERS))
+        if w not in lx.SIDES or not opened:
+            continue
+        j = i + 1 + (lower[i + 1] == "side") + 2 * (lower[i + 1:i + 3] == ["hand", "side"])
+        if j < len(lower) and lower[j] in ARTICLES | {"this", "that"}:
+            places.append(j)
+    return places
+
+
 def stand_in_doc(make_doc: Callable[[str], Doc], text: str, dictionary: Dictionary) -> Doc:
     """``text`` tokenized, with glued words split (``glued_words``; not in names: capitalised words
-    after the first) and stand-ins put in for the words of ``STAND_INS`` after a cue word."""
+    after the first), a side phrase's missing "of" put in (``missing_of``), and stand-ins put in
+    for the words of ``STAND_INS`` after a cue word."""
     doc = make_doc(text)
     words, spaces = [], []
     for t in doc:
@@ -122,6 +142,9 @@ def stand_in_doc(make_doc: Callable[[str], Doc], text: str, dictionary: Dictiona
         split = None if name else glued_words(t.text, dictionary)
         words += list(split) if split else [t.text]
         spaces += [True, bool(t.whitespace_)] if split else [bool(t.whitespace_)]
+    for j in reversed(missing_of([w.lower() for w in words])):
+        words.insert(j, "of")
+        spaces.insert(j, True)
     lower = [w.lower() for w in words]
     after = lower[1:] + [""]
     lemmas = {i: STAND_INS[w][1] for i, w in enumerate(lower) if w in STAND_INS and (
@@ -204,6 +227,13 @@ def _verb_subject(tok: Token) -> bool:
     return tok.pos_ == "VERB" and tok.tag_ in ("VBZ", "NNS", "VBP")
 
 
+def _no_verb(tok: Token, is_verb: IsVerb) -> bool:
+    """A word tagged verb that English has no verb for, without auxiliary or object: "cooking
+    UTENSILS beside the stove"."""
+    return (tok.pos_ == "VERB" and tok.tag_ in ("VB", "VBP", "VBZ") and not _english_verb(tok, is_verb)
+            and not any(c.dep_ in ("aux", "auxpass", "dobj") for c in tok.children))
+
+
 def _posture_verb(tok: Token) -> bool:
     """"a dull cylinder RESTS on the cube" read as the compound noun "cylinder rests"."""
     return (tok.pos_ == "NOUN" and tok.lower_ in POSTURE_VERBS
@@ -221,16 +251,64 @@ def infinitive_slip(to: Token) -> Token | None:
     return to.head
 
 
+def _english_verb(tok: Token, is_verb: IsVerb) -> bool:
+    """Whether English has a verb ``tok`` can be: its lemma or a form of its word ("is", "sleeps")."""
+    return tok.lemma_ == "be" or any(is_verb(f) for f in (tok.lemma_.lower(), *_word_forms(tok.lower_)))
+
+
+def _final_noun_slip(doc: Doc, is_verb: IsVerb) -> tuple[Token, Token, Token | None] | None:
+    """"mirror above the bathroom SINK", "hood above STOVES": the text's last word read as its root,
+    with the noun the phrase is about as its subject, while it ends the preposition's object. A
+    word tagged verb is taken for a noun only when English has no such verb ("a cat on the mat
+    SLEEPS" stays). Returns (last word, preposition, the noun before it that becomes its compound,
+    or None)."""
+    words = [t for t in doc if not (t.is_punct or t.is_space)]
+    if len(words) < 3:
+        return None
+    last = words[-1]
+    subject = next((c for c in last.children if c.dep_ == "nsubj"), None)
+    if (last.dep_ != "ROOT" or last.pos_ not in ("NOUN", "PROPN", "VERB") or last.tag_ in ("VBD", "VBG", "VBN")
+            or subject is None or any(c.dep_ not in ("nsubj", "punct") for c in last.children)
+            or (last.pos_ == "VERB" and _english_verb(last, is_verb))):
+        return None
+    before = doc[last.i - 1]
+    if before.pos_ == "ADP" and not any(before.children):
+        prep, compound = before, None                       # "hood above | stoves"
+    elif before.dep_ == "pobj" and before.pos_ in ("NOUN", "PROPN") and not before.n_rights:
+        prep, compound = before.head, before                # "above the bathroom | sink"
+    else:
+        return None
+    if prep.pos_ != "ADP" or prep not in subject.subtree:
+        return None
+    return last, prep, compound
+
+
+def _rehang_final_noun(slip: tuple[Token, Token, Token | None], noun_lemma: NounLemma) -> None:
+    """Make the last word the preposition's object and the subject the text's root (see
+    ``_final_noun_slip``)."""
+    last, prep, compound = slip
+    subject = next(c for c in last.children if c.dep_ == "nsubj")
+    for c in list(last.children):
+        if c.dep_ == "punct":
+            c.head = subject
+    subject.head, subject.dep_ = subject, "ROOT"
+    last.head, last.dep_ = prep, "pobj"
+    if compound is not None:
+        compound.head, compound.dep_ = last, "compound"
+    if last.pos_ == "VERB":
+        as_noun(last, noun_lemma)
+
+
 def as_noun(tok: Token, noun_lemma: NounLemma) -> None:
     tok.pos_ = "NOUN"
     tok.tag_ = "NNS" if tok.lower_.endswith("s") and not tok.lower_.endswith("ss") else "NN"
     tok.lemma_ = noun_lemma(tok)
 
 
-def repair(doc: Doc, noun_lemma: NounLemma) -> Doc:
+def repair(doc: Doc, noun_lemma: NounLemma, is_verb: IsVerb) -> Doc:
     """Re-tag the verbs and adjectives of ``doc`` that are nouns by the rules above; returns ``doc``."""
     slips = [t for t in doc if _fragment_head(t) or _bare_object(t) or _ing_noun(t)
-             or _adjective_subject(t) or _verb_subject(t)]
+             or _adjective_subject(t) or _verb_subject(t) or _no_verb(t, is_verb)]
     slips += [w for w in map(infinitive_slip, doc) if w is not None and w.pos_ != "NOUN"]
     for tok in slips:
         as_noun(tok, noun_lemma)
@@ -242,4 +320,7 @@ def repair(doc: Doc, noun_lemma: NounLemma) -> Doc:
         tok.dep_ = "nsubj"
     for tok in filter(_posture_verb, doc):
         tok.pos_, tok.tag_, tok.lemma_ = "VERB", "VBZ", POSTURE_VERBS[tok.lower_]
+    slip = _final_noun_slip(doc, is_verb)
+    if slip is not None:
+        _rehang_final_noun(slip, noun_lemma)
     return doc
