@@ -119,6 +119,7 @@ def test_coordination(text, expected):
     ("a basket next to a giraffe's head", ("basket", "next to", "giraffe")),  # the whole of a part
     ("a basket next to a giraffe's head", ("basket", "next to", "head")),  # ... and the part
     ("a bottle of shampoo next to a sink", ("shampoo", "next to", "sink")),  # the content
+    ("a kite flying through the sky", ("kite", "in", "sky")),
 ])
 def test_caption_slips_and_constructions(text, expected):
     assert expected in triples(parse_text(text))

@@ -19,8 +19,8 @@ from ..vocab import ATTRIBUTE_KIND, PREDICATES, SYNONYMS
 SPATIAL_PHRASES = {
     "on": ("on", "onto", "upon", "atop", "on surface of", "on edge of", "on corner of", "on end of",
            "on side of"),
-    "in": ("in", "into", "inside", "inside of", "within", "in middle of", "in center of",
-           "in centre of", "in corner of", "in between"),
+    "in": ("in", "into", "inside", "inside of", "within", "through", "throughout", "in middle of",
+           "in center of", "in centre of", "in corner of", "in between"),
     "under": ("under", "below", "beneath", "underneath", "underneath of", "down below"),
     "above": ("above", "over", "up above", "high above", "on top of", "top of", "at top of", "on top"),
     "behind": ("behind", "in back of", "at back of", "back of", "beyond", "at rear of", "in rear of"),
