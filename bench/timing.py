@@ -1,5 +1,5 @@
-"""What every bench measures with: the sentence the end-to-end benches draw from, the renders the
-image benches go through, wall-clock repeats, percentiles, peak memory, markdown rows."""
+"""What every bench measures with: the sentence the end-to-end benches draw from, the captions and
+renders the text and image benches go through, wall-clock repeats, percentiles, peak memory, markdown rows."""
 from __future__ import annotations
 
 import os
@@ -21,6 +21,17 @@ def render_cycle(split: str = "test"):
 
     from sd3core.world.build import make_example, scene_seed
     return itertools.cycle([make_example(scene_seed(split, i))["rgb"] for i in range(RENDERS)])
+
+
+def caption_cycle(split: str = "test"):
+    """An endless iterator over the first captions of the first ``RENDERS`` world scenes of
+    ``split``: timing text -> image over several sentences counts the ones whose objects the
+    verifier misses and has redrawn."""
+    import itertools
+
+    from sd3core.world.build import make_example, scene_seed
+    return itertools.cycle([make_example(scene_seed(split, i))["record"]["captions"][0]["text"]
+                            for i in range(RENDERS)])
 
 
 def repeat_times(fn, repeats: int) -> list[float]:

@@ -19,7 +19,7 @@ from sd3core.evaluate import faithfulness, relation_correctness
 from sd3core.graph import SceneGraph
 from sd3core.images import read_image
 from sd3core.models.image_diffusion import DEFAULT_GUIDANCE, DEFAULT_STEPS as IMAGE_STEPS
-from sd3core.pipeline import IMAGE_CANDIDATES, MAX_IMAGE_PIXELS, MAX_SAMPLES, Engine
+from sd3core.pipeline import IMAGE_CANDIDATES, IMAGE_REPAIRS, MAX_IMAGE_PIXELS, MAX_SAMPLES, Engine
 
 from .figures import box_annotations, object_name, scene_figure, token_grid_image
 from .messages import shown_as_messages
@@ -99,7 +99,8 @@ def faithfulness_html(graph3d: SceneGraph, checks: list[tuple[list[bool], list[b
         cards.append(f"<div class='sd3-card'><b>Image {k}</b>: objects found {_ticks(found)}, relations "
                      f"hold {_ticks(holds)}<br>{'<br>'.join(lines)}</div>")
     chosen = (f"<p>Each image is the best of {IMAGE_CANDIDATES} drawn, as a second detector (the verifier) "
-              "reads them; the ticks are the studio's detector's.</p>")
+              f"reads them, with up to {IMAGE_REPAIRS} more rounds redrawing where it found no object of "
+              "the 3DSG; the ticks are the studio's detector's.</p>")
     return f"{chosen}<div class='sd3-cards'>{''.join(cards)}</div>"
 
 

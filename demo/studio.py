@@ -31,7 +31,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
 MAX_STEPS = 100  # the settings slider's top; the engine takes up to 1000
 STEPS_LABEL = (f"Diffusion steps, every arrow ({EACH_ARROWS_STEPS}: each its own default: lift "
                f"{graph_diffusion.DEFAULT_STEPS}, image {image_diffusion.DEFAULT_STEPS} for each of the "
-               f"{IMAGE_CANDIDATES} drawn, caption {text_diffusion.DEFAULT_STEPS})")
+               f"{IMAGE_CANDIDATES} drawn and each repair round, caption {text_diffusion.DEFAULT_STEPS})")
 CHEAP = {"concurrency_limit": None}  # events that run no model: never wait for one another
 
 INTRO = f"""# SD3 Studio

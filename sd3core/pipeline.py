@@ -26,6 +26,9 @@ MAX_SAMPLES = 16                 # most samples one call may ask for
 CONDITION_CACHE_SIZE = 16        # condition encodings kept for regenerating from the same inputs
 CAPTION_CANDIDATES = (8, 8)      # captions drawn per caption asked for in each round (see generate_captions)
 IMAGE_CANDIDATES = 8             # images drawn per image asked for (see generate_image_tokens)
+MAX_REPAIRS = 4                  # most repair rounds one call may ask for
+IMAGE_REPAIRS = 2                # rounds redrawing what the verifier misses (generate_image_tokens)
+REPAIR_COVER = 0.05              # cells showing more of an object to redraw than this are drawn again
 # checkpoints built by another stage's model: the verifier is a second detector (another seed) that
 # only chooses among drawn images, so the detector that measures them never grades its own picks
 BUILT_AS = {"verifier": "detector"}
@@ -93,13 +96,40 @@ def caption_agreement(tsg: SceneGraph, graph3d: SceneGraph) -> int:
     return 2 * sum(held) - len(held)
 
 
-def image_agreement(graph3d: SceneGraph, detections) -> int:
-    """How well an image (``detector.Detections`` of it) agrees with the 3DSG it was drawn from:
-    the 3DSG's objects found with their stated words plus its relations that hold there
-    (``evaluate.faithfulness``)."""
-    from .evaluate import faithfulness
-    found, holds = faithfulness(graph3d, detections)
+def agreement(check: tuple[list[bool], list[bool]]) -> int:
+    """The agreement of an image with its 3DSG from ``evaluate.faithfulness``'s (found, holds):
+    the 3DSG's objects found with their stated words plus its relations that hold there."""
+    found, holds = check
     return sum(found) + sum(holds)
+
+
+def image_agreement(graph3d: SceneGraph, detections) -> int:
+    """How well an image (``detector.Detections`` of it) agrees with the 3DSG it was drawn from
+    (``agreement``)."""
+    from .evaluate import faithfulness
+    return agreement(faithfulness(graph3d, detections))
+
+
+def _to_redraw(graph3d: SceneGraph, check: tuple[list[bool], list[bool]]) -> list[bool]:
+    """Per object of ``graph3d``, whether a repair round draws its cells again, from the verifier's
+    (found, holds): an object not found, and the subject of a relation that does not hold although
+    both its ends are found (drawn again where the 3DSG puts it, it may come out in its place)."""
+    found, holds = check
+    redo = [not f for f in found]
+    index = {o.id: i for i, o in enumerate(graph3d.objects)}
+    for r, held in zip(graph3d.spatial_relations(), holds):
+        if not held and found[index[r.subject]] and found[index[r.object]]:
+            redo[index[r.subject]] = True
+    return redo
+
+
+def _cells_to_redraw(cells: torch.Tensor, redraw: list[list[bool]]) -> torch.Tensor:
+    """(B, grid**2) bool: the cells showing more than ``REPAIR_COVER`` of an object to redraw.
+    ``cells``: (B, grid**2, P) ``ImageDiffusion.object_cells``; ``redraw``: per 3DSG, per object."""
+    chosen = torch.zeros(cells.shape[0], cells.shape[2], dtype=torch.bool)
+    for b, flags in enumerate(redraw):
+        chosen[b, :len(flags)] = torch.tensor(flags, dtype=torch.bool)
+    return ((cells > REPAIR_COVER) & chosen[:, None, :]).any(-1)
 
 
 def _image_key(image: np.ndarray) -> tuple:
@@ -248,22 +278,27 @@ class Engine:
     def generate_images(self, graphs3d: list[SceneGraph], texts: list[str | None], steps: int | None = None,
                         guidance: float | None = None, seed: int = 0, use_graph: bool = True,
                         on_step=None, truncation: float | None = None,
-                        candidates: int = IMAGE_CANDIDATES) -> list[np.ndarray]:
+                        candidates: int = IMAGE_CANDIDATES, repairs: int = IMAGE_REPAIRS) -> list[np.ndarray]:
         """One image per (3DSG, caption) pair: ``generate_image_tokens`` decoded by the VQ-VAE.
         Returns (S, S, 3) uint8 images; raises ValueError for a bad graph or setting."""
         return self.detokenize(self.generate_image_tokens(graphs3d, texts, steps, guidance, seed, use_graph,
-                                                          on_step, truncation, candidates))
+                                                          on_step, truncation, candidates, repairs))
 
     def generate_image_tokens(self, graphs3d: list[SceneGraph], texts: list[str | None], steps: int | None = None,
                               guidance: float | None = None, seed: int = 0, use_graph: bool = True,
                               on_step=None, truncation: float | None = None,
-                              candidates: int = IMAGE_CANDIDATES) -> torch.Tensor:
+                              candidates: int = IMAGE_CANDIDATES, repairs: int = IMAGE_REPAIRS) -> torch.Tensor:
         """One (grid, grid) VQ token map per (3DSG, caption) pair, drawn in one batch by the image
         diffusion from ``seed``; ``detokenize`` turns them into images.
 
         Generate, then verify: ``candidates`` token maps are drawn per pair, the verifier (a second
         detector, ``BUILT_AS``) reads each decoded, and the one that agrees best with its 3DSG is kept
         (``image_agreement``; on ties the first drawn). ``candidates=1`` keeps the one draw unread.
+        Then, ``repairs`` times, where the verifier did not find an object of the 3DSG, or found both
+        ends of a relation that does not hold, the cells the camera shows that object (the relation's
+        subject) in (``ImageDiffusion.object_cells``) are drawn again, ``candidates`` times around the
+        kept tokens, and a redrawn map that agrees better replaces the kept one (inpainting: the
+        absorbing diffusion keeps every token it is given).
         A caption of None (or "") leaves the text out; ``use_graph=False`` leaves the 3DSG out (the
         "without 3DSG" ablation: one draw per pair, nothing to verify it against). ``truncation``
         (0-1] is the probability mass each prediction keeps (default
@@ -287,11 +322,15 @@ class Engine:
             raise ValueError(f"guidance: got {guidance}, expected 0 to 20")
         if not (isinstance(candidates, int) and 1 <= candidates <= MAX_SAMPLES):
             raise ValueError(f"candidates: got {candidates!r}, expected 1 to {MAX_SAMPLES} images per image")
+        if not (isinstance(repairs, int) and 0 <= repairs <= MAX_REPAIRS):
+            raise ValueError(f"repairs: got {repairs!r}, expected 0 to {MAX_REPAIRS} rounds")
         for g in graphs3d:
             _check_3dsg(g)
         k = candidates if use_graph else 1
         model = self.model("image_diffusion")
         generator = torch.Generator(device=self.device).manual_seed(seed)
+        rounds = 1 + (repairs if k > 1 else 0)
+        progress = (lambda done: None if on_step is None else lambda step, n: on_step(done + step, rounds * n))
         with torch.inference_mode(), self._autocast():
             cond = dict(self._cached(("3dsg", *graphs3d), lambda: graph_features(self.model("dgae"), graphs3d)))
             said = torch.tensor([bool(t) for t in texts], device=self.device)
@@ -299,14 +338,38 @@ class Engine:
             text = self._cached(("text", *texts), lambda: encode_texts(self.model("clip"), texts).float())
             cond.update(text=text, use_text=said, use_graph=torch.full_like(said, use_graph))
             drawn = sample(model, {name: v.repeat_interleave(k, 0) for name, v in cond.items()},
-                           steps, generator, guidance, truncation, on_step).cpu()
+                           steps, generator, guidance, truncation, progress(0)).cpu()
         if k == 1:
             return drawn
-        repeated = [g for g in graphs3d for _ in range(k)]
+        kept, checks = self._keep_agreeing(graphs3d, drawn, k)
+        for done in range(1, rounds):
+            with torch.inference_mode(), self._autocast():
+                redo = _cells_to_redraw(model.object_cells(cond).float().cpu(),
+                                        [_to_redraw(g, c) for g, c in zip(graphs3d, checks)])
+                todo = [i for i in range(len(graphs3d)) if redo[i].any()]
+                if not todo:
+                    break
+                pick = torch.tensor(todo, device=self.device)
+                start = kept[todo].flatten(1).masked_fill(redo[todo], model.config.codebook)
+                redrawn = sample(model, {name: v[pick].repeat_interleave(k, 0) for name, v in cond.items()},
+                                 steps, generator, guidance, truncation, progress(done * steps),
+                                 start=start.repeat_interleave(k, 0)).cpu()
+            best, best_checks = self._keep_agreeing([graphs3d[i] for i in todo], redrawn, k)
+            for j, i in enumerate(todo):
+                if agreement(best_checks[j]) > agreement(checks[i]):
+                    kept[i], checks[i] = best[j], best_checks[j]
+        return kept
+
+    def _keep_agreeing(self, graphs3d: list[SceneGraph], drawn: torch.Tensor, k: int):
+        """Of ``k`` consecutive token maps per 3DSG in ``drawn`` (B * k, grid, grid), the one the
+        verifier reads as agreeing best with it (the first of equals): (B, grid, grid) tokens and,
+        per 3DSG, the verifier's (found, holds) of the one kept (``evaluate.faithfulness``)."""
+        from .evaluate import faithfulness
         read = self.detect(self.detokenize(drawn), reader="verifier")
-        scores = [image_agreement(g, d) for g, d in zip(repeated, read)]
-        best = torch.tensor(scores).view(len(graphs3d), k).argmax(1)  # the first of equals
-        return drawn.view(len(graphs3d), k, *drawn.shape[1:])[torch.arange(len(graphs3d)), best]
+        checks = [faithfulness(g, d) for g, d in zip([g for g in graphs3d for _ in range(k)], read)]
+        best = torch.tensor([agreement(c) for c in checks]).view(len(graphs3d), k).argmax(1)
+        kept = drawn.view(len(graphs3d), k, *drawn.shape[1:])[torch.arange(len(graphs3d)), best]
+        return kept.clone(), [checks[i * k + int(b)] for i, b in enumerate(best)]
 
     def generate_image(self, graph3d: SceneGraph, text: str | None = None, n: int = 1, steps: int | None = None,
                        guidance: float | None = None, seed: int = 0, on_step=None,

@@ -291,7 +291,7 @@ def test_engine_refuses_bad_generation_requests(tiny_checkpoints):
 def test_image_candidates_keep_the_draw_the_verifier_reads_as_most_faithful(tiny_checkpoints):
     engine = Engine(tiny_checkpoints, device="cpu", precision=torch.float32)
     graph, text = _graph3d(), "a red cube to the left of a blue sphere"
-    kept = engine.generate_image_tokens([graph, graph], [text, None], steps=2, seed=4, candidates=3)
+    kept = engine.generate_image_tokens([graph, graph], [text, None], steps=2, seed=4, candidates=3, repairs=0)
     drawn = engine.generate_image_tokens([graph] * 3 + [graph] * 3, [text] * 3 + [None] * 3, steps=2, seed=4,
                                          candidates=1)   # the same six draws, unread
     scores = [image_agreement(graph, d) for d in engine.detect(engine.detokenize(drawn), reader="verifier")]
@@ -302,6 +302,63 @@ def test_image_candidates_keep_the_draw_the_verifier_reads_as_most_faithful(tiny
     alone = [engine.generate_image_tokens([graph], [text], steps=2, seed=4, use_graph=False, candidates=k)
              for k in (1, 3)]
     assert torch.equal(*alone)
+
+
+def _reader_of(graph: SceneGraph, engine: Engine, cells: torch.Tensor):
+    """A stand-in verifier for ``engine.detect``: it finds object i of ``graph`` (with its words, at
+    its place left or right) in an image whose tokens in the cells the object shows in (``cells``:
+    (grid**2, objects) bool) sum to an even number, so that what it finds changes from image to
+    image where the object is drawn, and puts the first object on the wrong side when its cells'
+    sum is divisible by 3; the yardstick (``reader="detector"``) reads as usual."""
+    from sd3core.models.detector import make_detections
+    real = engine.detect
+
+    def detect(images, reader="detector"):
+        if reader != "verifier":
+            return real(images, reader)
+        out = []
+        for tokens in engine.tokenize(images):
+            sums = [int(tokens.flatten()[cells[:, i]].sum()) for i in range(len(graph.objects))]
+            found = [o for o, total in zip(graph.objects, sums) if total % 2 == 0]
+            swapped = sums[0] % 3 == 0                        # the first object drawn on the wrong side
+            left = [(o.position[0] < 0) != (swapped and o.id == graph.objects[0].id) for o in found]
+            boxes = [(0.1, 0.4, 0.4, 0.7) if on_left else (0.6, 0.4, 0.9, 0.7) for on_left in left]
+            out.append(make_detections([SGObject(0, o.label, o.attributes, b) for o, b in zip(found, boxes)],
+                                       [5.0] * len(found), [0.9] * len(found)))
+        return out
+    return detect
+
+
+def test_repairs_redraw_only_what_the_verifier_found_missing_or_misplaced(tiny_checkpoints, monkeypatch):
+    from sd3core.evaluate import faithfulness
+    from sd3core.models.dgae import graph_features
+    from sd3core.pipeline import REPAIR_COVER, agreement
+    engine = Engine(tiny_checkpoints, device="cpu", precision=torch.float32)
+    graph, text = _graph3d(), "a red cube to the left of a blue sphere"
+    cond = {**graph_features(engine.model("dgae"), [graph]), "use_graph": torch.tensor([True])}
+    cells = engine.model("image_diffusion").object_cells(cond)[0] > REPAIR_COVER     # (grid**2, objects)
+    monkeypatch.setattr(engine, "detect", _reader_of(graph, engine, cells))
+    runs = {r: engine.generate_image_tokens([graph] * 6, [text, None] * 3, steps=2, seed=5, candidates=3,
+                                            repairs=r) for r in (0, 1)}
+    checks = {r: [faithfulness(graph, d) for d in engine.detect(engine.detokenize(t), reader="verifier")]
+              for r, t in runs.items()}
+    assert any(not all(found) for found, _ in checks[0])                    # objects to redraw
+    assert any(all(found) and not all(holds) for found, holds in checks[0])  # and a misplaced one
+    changed_pairs = 0
+    for pair, (found, holds) in enumerate(checks[0]):
+        ends = [(r.subject, r.object) for r in graph.spatial_relations()]
+        redo = [i for i, f in enumerate(found) if not f]
+        redo += [s for (s, o), held in zip(ends, holds) if not held and found[s] and found[o]]
+        redrawable = cells[:, redo].any(-1)
+        changed = (runs[1][pair] != runs[0][pair]).flatten()
+        assert not (changed & ~redrawable).any()                            # nothing else is touched
+        assert agreement(checks[1][pair]) >= agreement(checks[0][pair])
+        if changed.any():
+            assert agreement(checks[1][pair]) > agreement(checks[0][pair])  # replaced only by a better one
+            changed_pairs += 1
+    assert changed_pairs > 0
+    with pytest.raises(ValueError, match="repairs: got -1, expected 0 to 4"):
+        engine.generate_images([graph], [None], repairs=-1)
 
 
 def _scored(captions: list[str], log_probs: list[float] | None = None) -> tuple[list[str], torch.Tensor]:

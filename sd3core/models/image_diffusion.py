@@ -117,14 +117,19 @@ class ImageDiffusion(nn.Module):
         h = sum(table(d) for table, d in zip(self.digit, digits))
         return torch.where(masked[..., None], self.mask, h)
 
-    def _layout(self, objects: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
-        """(B, P, W) object tokens -> (B, grid**2, W): per cell, the tokens of the objects seen there,
-        weighted by ``cell_layout``; zero where the 3DSG is not used."""
+    def object_cells(self, cond: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Where the camera shows each of the 3DSG's objects: (B, grid**2, P) ``cell_layout`` weights
+        in [0, 1] of the boxes ``project_boxes`` gives; zero for padding and where the 3DSG is not used."""
         valid = cond["graph_valid"][:, 1:] & cond["use_graph"][:, None]
         geometry = cond["geometry"].float()
         boxes, depth = project_boxes(geometry, valid, self.config.fov_deg, self.config.look_height,
                                     self.config.camera_distance)
-        return cell_layout(boxes, depth, valid, self.config.grid).to(objects.dtype) @ objects
+        return cell_layout(boxes, depth, valid, self.config.grid)
+
+    def _layout(self, objects: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B, P, W) object tokens -> (B, grid**2, W): per cell, the tokens of the objects seen there,
+        weighted by ``object_cells``."""
+        return self.object_cells(cond).to(objects.dtype) @ objects
 
     def _hidden(self, tokens: torch.Tensor, cond: dict[str, torch.Tensor]) -> torch.Tensor:
         """The final hidden states (B, 1 + 2 + P + grid**2, W) of [caption, null 3DSG, scene, objects, image]."""
@@ -165,17 +170,20 @@ def loss(model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict]:
 @torch.no_grad()
 def sample(model: ImageDiffusion, cond: dict[str, torch.Tensor], steps: int = DEFAULT_STEPS,
            generator: torch.Generator | None = None, guidance: float = DEFAULT_GUIDANCE,
-           truncation: float = DEFAULT_TRUNCATION, on_step=None) -> torch.Tensor:
+           truncation: float = DEFAULT_TRUNCATION, on_step=None, start: torch.Tensor | None = None) -> torch.Tensor:
     """Draw (B, grid, grid) VQ tokens for a batch of conditions (as ``forward`` takes them).
 
     ``guidance`` > 1 mixes in the prediction without caption and 3DSG (one batched forward of both);
     ``truncation`` keeps that much probability mass of each prediction. ``on_step(k, steps)`` is
-    called after each step (progress bars).
+    called after each step (progress bars). ``start``: (B, grid, grid) tokens to draw around, the
+    mask (``config.codebook``) where a token is to be drawn, every other token kept (inpainting);
+    default all masked.
     """
     g = model.config.grid
     b = cond["graph"].shape[0]
     device = cond["graph"].device
-    tokens = torch.full((b, g * g), model.config.codebook, dtype=torch.long, device=device)
+    tokens = (torch.full((b, g * g), model.config.codebook, dtype=torch.long, device=device)
+              if start is None else start.reshape(b, g * g).to(device))
     times = sampling_times(steps)
     if guidance != 1:
         off = torch.zeros(b, dtype=torch.bool, device=device)
@@ -224,7 +232,7 @@ def load_data(data_dir: str, split: str, limit: int = 0, config: Config | None =
 def evaluate(model: ImageDiffusion, data_dir: str, split: str, limit: int, steps: int = DEFAULT_STEPS,
              guidance: float = DEFAULT_GUIDANCE, seed: int = 0, batch: int = 50,
              truncation: float = DEFAULT_TRUNCATION, engine=None, ablations: bool = True,
-             candidates: int | None = None) -> dict:
+             candidates: int | None = None, repairs: int | None = None) -> dict:
     """ST2I on the first ``limit`` scenes of ``split``, each scene's first caption: its gold TSG is
     lifted to a 3DSG (``engine``'s graph diffusion; default: a new Engine's, the shipped one), an
     image is drawn from caption + 3DSG (and from the caption alone, the "without 3DSG" row), and the
@@ -249,9 +257,10 @@ def evaluate(model: ImageDiffusion, data_dir: str, split: str, limit: int, steps
     from ..graph import SceneGraph
     from ..models.clip import encode_images, input_size
     from ..models.graph_diffusion import lift
-    from ..pipeline import IMAGE_CANDIDATES, Engine
+    from ..pipeline import IMAGE_CANDIDATES, IMAGE_REPAIRS, Engine
     from ..world.build import load_split
     candidates = IMAGE_CANDIDATES if candidates is None else candidates
+    repairs = IMAGE_REPAIRS if repairs is None else repairs
     engine = engine or Engine()
     engine.set_model("image_diffusion", model)
     arrays, records = load_split(data_dir, split, ("rgb",))
@@ -266,14 +275,15 @@ def evaluate(model: ImageDiffusion, data_dir: str, split: str, limit: int, steps
     if ablations:
         rows["tokenized"] = [im for i in range(0, len(real), 100)
                              for im in engine.detokenize(engine.tokenize(real[i:i + 100]))]
-    # row -> (use the 3DSG, images drawn per image kept)
-    drawn = {"full": (True, candidates), "one_draw": (True, 1), "text_only": (False, 1)}
+    # row -> (use the 3DSG, images drawn per image kept, repair rounds)
+    drawn = {"full": (True, candidates, repairs), "one_draw": (True, 1, 0), "text_only": (False, 1, 0)}
     drawn = drawn if ablations else {"full": drawn["full"]}
     rows.update({row: [] for row in drawn})
     for i in range(0, len(texts), batch):
-        for row, (use_graph, k) in drawn.items():
+        for row, (use_graph, k, r) in drawn.items():
             rows[row] += engine.generate_images(graphs[i:i + batch], texts[i:i + batch], steps, guidance,
-                                                seed + i, use_graph, truncation=truncation, candidates=k)
+                                                seed + i, use_graph, truncation=truncation, candidates=k,
+                                                repairs=r)
     clip = engine.model("clip")
     report = {}
     features = {}
