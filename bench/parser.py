@@ -44,15 +44,15 @@ World check: captions of val-split world scenes (``world.describe``), gold TSG t
 (canonical subject label, predicate, canonical object label), ``vocab.canonical_word`` on both sides,
 counted with multiplicity; recall should be >= 0.98.
 
-Last run (2-core dev machine, nothing else running; captions/s vary by about 2x from run to run
-on these shared machines, compare the two parsers within one run):
+Last run (2026-12-03, 2-core dev machine, nothing else running; captions/s vary by about 2x from
+run to run on these shared machines, compare the two parsers within one run):
 
     | data      | parser     | recall | precision | pair precision | captions/s |
     |-----------|------------|--------|-----------|----------------|------------|
-    | VSDv1_val | ours       | 0.777  | 0.806     | 0.965          | 715        |
-    | VSDv1_val | sng_parser | 0.504  | 0.745     | 0.959          | 123        |
-    | VSDv2_val | ours       | 0.393  | 0.356     | 0.644          | 488        |
-    | VSDv2_val | sng_parser | 0.102  | 0.209     | 0.741          | 110        |
+    | VSDv1_val | ours       | 0.786  | 0.804     | 0.966          | 1588       |
+    | VSDv1_val | sng_parser | 0.505  | 0.745     | 0.959          | 310        |
+    | VSDv2_val | ours       | 0.402  | 0.349     | 0.647          | 1280       |
+    | VSDv2_val | sng_parser | 0.102  | 0.209     | 0.741          | 296        |
     recall ceiling (gold triples with both ends named in the caption): VSDv1_val 0.856, VSDv2_val 0.656
     world val captions: 1000, gold triples 1477: recall 0.992, precision 0.983
 
